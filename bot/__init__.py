@@ -1,0 +1,1 @@
+"""MineVoice: anonymous hazard reports, surveys and union announcements for miners, on Telegram."""

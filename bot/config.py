@@ -1,0 +1,98 @@
+"""Settings from the environment and `.env`; every field is documented in `.env.example`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOCALES = ("kk", "ru", "en")
+TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,100}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message says what to do, in one sentence."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr
+    telegram_api_base: str | None = None
+    database_path: Path = Path("data/minevoice.sqlite3")
+    default_locale: str = "ru"
+    timezone: str = "Asia/Almaty"
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_PATTERN.match(value.get_secret_value().strip()):
+            raise ValueError("malformed")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in LOCALES:
+            raise ValueError(f"must be one of {', '.join(LOCALES)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_ADVICE = {
+    "bot_token": (
+        "BOT_TOKEN is {problem}: create a bot with @BotFather in Telegram, "
+        "then put its token in .env as BOT_TOKEN=123456789:AA... (see README.md)."
+    ),
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one plain sentence for the operator."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        missing = error["type"] == "missing" or not str(error.get("input") or "").strip()
+        problem = "missing" if missing else "not a valid bot token"
+        if field in _ADVICE:
+            raise SettingsError(_ADVICE[field].format(problem=problem)) from None
+        raise SettingsError(
+            f"{field.upper()} is invalid ({error['msg']}); fix it in .env (see .env.example)."
+        ) from None

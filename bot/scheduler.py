@@ -1,0 +1,35 @@
+"""Scheduled housekeeping (APScheduler 3, always with an explicit time zone)."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Settings
+from storage.fsm import SQLiteStorage
+
+log = logging.getLogger(__name__)
+
+# A draft nobody touched for this long is deleted: it would otherwise sit under its author's id.
+ABANDONED_CONVERSATION_SECONDS = 3 * 24 * 3600
+
+
+async def forget_abandoned_conversations(storage: SQLiteStorage) -> None:
+    removed = await storage.purge_older_than(ABANDONED_CONVERSATION_SECONDS)
+    if removed:
+        log.info("Deleted %d abandoned conversations", removed)
+
+
+def build_scheduler(settings: Settings, storage: SQLiteStorage) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=settings.tz)
+    scheduler.add_job(
+        forget_abandoned_conversations,
+        IntervalTrigger(hours=1, timezone=settings.tz),
+        args=[storage],
+        id="forget_abandoned_conversations",
+        coalesce=True,
+        max_instances=1,
+    )
+    return scheduler

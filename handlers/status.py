@@ -1,0 +1,144 @@
+"""/status: a reporter checks their case with the case code and secret receipt."""
+
+from __future__ import annotations
+
+import html
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
+from bot.receipts import split_code_and_receipt
+from bot.reports import ReportService, StatusAnswer, StatusOutcome
+from handlers.keyboards import STATUS_BUTTON, NavCb, nav_row
+from storage.sites import SiteRepository
+
+router = Router(name="status")
+router.message.filter(F.chat.type == ChatType.PRIVATE)
+router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
+
+PENDING_CODE_SECONDS = 600
+
+
+class StatusFlow(StatesGroup):
+    waiting = State()
+
+
+class CheckCb(CallbackData, prefix="ck"):
+    """On the confirmation after submitting: the code and receipt stay in the miner's own chat."""
+
+    code: str
+    receipt: str
+
+
+# A case code typed before its receipt is held in memory only, never in the FSM storage:
+# a stored (user, case code) pair would say who reported what.
+_pending_codes: dict[int, tuple[str, float]] = {}
+
+
+def _pending_code(user_id: int) -> str | None:
+    code, since = _pending_codes.get(user_id, (None, 0.0))
+    if code and time.monotonic() - since < PENDING_CODE_SECONDS:
+        return code
+    _pending_codes.pop(user_id, None)
+    return None
+
+
+@router.message(Command("status"))
+@router.message(F.text == STATUS_BUTTON)
+async def ask_for_code(message: Message, state: FSMContext, reports: ReportService, sites: SiteRepository,
+                       settings: Settings, i18n: I18n, command: CommandObject | None = None) -> None:
+    await state.set_state(StatusFlow.waiting)
+    if command is not None and command.args:
+        await got_text(message, state, reports, sites, settings, i18n, text=command.args)
+        return
+    await message.answer(
+        _("Send your case code and secret receipt, in one message or one after the other.\n"
+          "They look like this: <code>MV-7K3Q9</code> and <code>7K3Q-9XHF-2M4T-8PRA</code>.\n\n"
+          "I delete your message with the receipt as soon as I have checked it."),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[nav_row(back=False)]),
+    )
+
+
+@router.message(StatusFlow.waiting, F.text)
+async def got_text(message: Message, state: FSMContext, reports: ReportService, sites: SiteRepository,
+                   settings: Settings, i18n: I18n, text: str | None = None) -> None:
+    user_id = message.from_user.id
+    code, receipt = split_code_and_receipt(text or message.text)
+    if code and not receipt:
+        _pending_codes[user_id] = (code, time.monotonic())
+        await message.answer(_("Now send the secret receipt for {code}.").format(code=code))
+        return
+    code = code or _pending_code(user_id)
+    if not receipt or not code:
+        await message.answer(
+            _("Send the case code first (it looks like <code>MV-7K3Q9</code>).") if receipt else
+            _("That does not look like a case code or receipt. A case code looks like <code>MV-7K3Q9</code>, "
+              "a receipt like <code>7K3Q-9XHF-2M4T-8PRA</code>. Or send /cancel.")
+        )
+        return
+    try:
+        await message.delete()  # the receipt should not stay readable in the chat
+    except TelegramBadRequest:
+        pass
+    _pending_codes.pop(user_id, None)
+    answer = await reports.status(user_id, code, receipt)
+    if answer.outcome is not StatusOutcome.WRONG:
+        await state.clear()
+    await message.answer(await _render(answer, sites, i18n.current_locale, settings.tz))
+
+
+@router.message(StatusFlow.waiting)
+async def not_text(message: Message) -> None:
+    await message.answer(_("Please type the case code and receipt as text, or send /cancel."))
+
+
+@router.callback_query(StatusFlow.waiting, NavCb.filter(F.action == "cancel"))
+async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    _pending_codes.pop(callback.from_user.id, None)
+    await callback.message.edit_text(_("Cancelled."))
+
+
+@router.callback_query(CheckCb.filter())
+async def check_from_button(callback: CallbackQuery, callback_data: CheckCb, reports: ReportService,
+                            sites: SiteRepository, settings: Settings, i18n: I18n) -> None:
+    answer = await reports.status(callback.from_user.id, callback_data.code, callback_data.receipt)
+    await callback.message.answer(await _render(answer, sites, i18n.current_locale, settings.tz))
+
+
+async def _render(answer: StatusAnswer, sites: SiteRepository, language: str, tz: ZoneInfo) -> str:
+    if answer.outcome is StatusOutcome.THROTTLED:
+        return _("Too many attempts. Please try again in {minutes} min.").format(
+            minutes=max(1, round(answer.retry_after / 60)))
+    if answer.outcome is not StatusOutcome.FOUND:
+        return _("The case code or the receipt is not right. Check both and send them again, or send /cancel.")
+    report = answer.report
+    site = await sites.get(report.site_id)
+    lines = [
+        _("<b>Case {code}</b>").format(code=report.case_code),
+        f"{html.escape(site.name(language))} · {CATEGORIES.get(report.category, report.category)}",
+        str(SEVERITIES.get(report.severity, report.severity)),
+        "",
+        _("Status: <b>{status}</b>").format(status=STATUSES.get(report.status, report.status)),
+        "",
+        _("<b>History</b>"),
+    ]
+    for event in answer.timeline:
+        when = datetime.strptime(event.at_hour, "%Y-%m-%dT%H:00Z").replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
+        lines.append(f"{when:%d.%m.%Y %H:00} — {STATUSES.get(event.status, event.status)}")
+        if event.note:
+            lines.append(f"   «{html.escape(event.note)}»")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Persistent aiogram FSM storage on the bot's SQLite database, so conversations survive restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
+
+from storage.db import Database
+
+
+class SQLiteStorage(BaseStorage):
+    """Write-through: every change is committed before the handler goes on; reads are served
+    from memory because this process is the database's only writer. A key whose state and
+    data are both empty has no row at all."""
+
+    def __init__(self, db: Database, key_builder: KeyBuilder | None = None) -> None:
+        self._db = db
+        self._key_builder = key_builder or DefaultKeyBuilder(
+            with_bot_id=True, with_business_connection_id=True, with_destiny=True
+        )
+        self._cache: dict[str, tuple[str | None, dict[str, Any]]] = {}
+
+    async def _load(self, key: str) -> tuple[str | None, dict[str, Any]]:
+        if key not in self._cache:
+            row = await self._db.fetchone("SELECT state, data FROM fsm_states WHERE key = ?", (key,))
+            self._cache[key] = (row["state"], json.loads(row["data"])) if row else (None, {})
+        return self._cache[key]
+
+    async def _store(self, key: str, state: str | None, data: dict[str, Any]) -> None:
+        if state is None and not data:
+            async with self._db.transaction() as tx:
+                tx.want_checkpoint()  # honoured when this transaction commits
+                await tx.execute("DELETE FROM fsm_states WHERE key = ?", (key,))
+            self._cache.pop(key, None)
+            return
+        await self._db.execute(
+            "INSERT INTO fsm_states (key, state, data, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET state = excluded.state, data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            (key, state, json.dumps(data, ensure_ascii=False, separators=(",", ":")), int(time.time())),
+        )
+        self._cache[key] = (state, data)
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        built = self._key_builder.build(key)
+        _, data = await self._load(built)
+        await self._store(built, state.state if isinstance(state, State) else state, data)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        state, _ = await self._load(self._key_builder.build(key))
+        return state
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        built = self._key_builder.build(key)
+        state, _ = await self._load(built)
+        await self._store(built, state, dict(data))
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        _, data = await self._load(self._key_builder.build(key))
+        return dict(data)
+
+    async def purge_older_than(self, seconds: int) -> int:
+        """Forget conversations abandoned for longer than `seconds`; returns how many."""
+        cutoff = int(time.time()) - seconds
+        rows = await self._db.fetchall("SELECT key FROM fsm_states WHERE updated_at < ?", (cutoff,))
+        if rows:
+            await self._db.execute("DELETE FROM fsm_states WHERE updated_at < ?", (cutoff,))
+            for row in rows:
+                self._cache.pop(row["key"], None)
+            await self._db.checkpoint()
+        return len(rows)
+
+    async def close(self) -> None:
+        self._cache.clear()

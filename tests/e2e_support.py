@@ -1,0 +1,69 @@
+"""Running the real bot (`python -m bot`) as a separate process against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import gettext
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALES_DIR = ROOT / "locales"
+
+
+def tr(language: str, msgid: str) -> str:
+    """What the bot shows for `msgid` in `language`, read from the compiled catalog."""
+    return gettext.translation("messages", LOCALES_DIR, languages=[language]).gettext(msgid)
+
+
+class BotProcess:
+    def __init__(self, tg: FakeTelegram, workdir: Path, **env: str) -> None:
+        self.tg = tg
+        self.workdir = workdir
+        self.database_path = workdir / "data" / "minevoice.sqlite3"
+        self.log_path = workdir / "bot.log"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(workdir),
+            "BOT_TOKEN": tg.token,
+            "TELEGRAM_API_BASE": tg.base_url,
+            "DATABASE_PATH": str(self.database_path),
+            "LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        } | env
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        polls_before = len(self.tg.calls_to("getUpdates"))
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=self.workdir, env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.tg.calls_to("getUpdates")) <= polls_before:
+            if self.process.returncode is not None:
+                raise AssertionError(f"bot exited with {self.process.returncode}:\n{self.log()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"bot did not start polling in {timeout} s:\n{self.log()}")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> int:
+        """A normal shutdown (SIGTERM, as systemd sends)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 30)
+
+    async def kill(self) -> None:
+        """An abrupt death: no shutdown code runs."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
