@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Almaty"
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     log_level: str = "INFO"
+    reports_per_hour: int = Field(default=3, ge=1)
 
     @field_validator("bot_token")
     @classmethod

@@ -75,8 +75,9 @@ class Database:
                 await self._checkpoint_locked()
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Run one statement; returns the last inserted rowid (or 0)."""
-        async with self.transaction():
+        """Run one statement (atomic by itself in autocommit mode, or part of the caller's
+        transaction); returns the last inserted rowid (or 0)."""
+        async with self._statement():
             cursor = await self._conn.execute(sql, tuple(params))
             rowid = cursor.lastrowid or 0
             await cursor.close()
@@ -87,17 +88,18 @@ class Database:
             await self._conn.executemany(sql, [tuple(row) for row in rows])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._read():
+        async with self._statement():
             async with self._conn.execute(sql, tuple(params)) as cursor:
                 return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._read():
+        async with self._statement():
             async with self._conn.execute(sql, tuple(params)) as cursor:
                 return list(await cursor.fetchall())
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[None]:
+    async def _statement(self) -> AsyncIterator[None]:
+        """The lock for one statement, unless this task already holds it in a transaction."""
         if _in_transaction.get():
             yield
             return

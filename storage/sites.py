@@ -32,8 +32,33 @@ def _names(row) -> dict[str, str]:
 
 
 class SiteRepository:
+    """Sites change only through this repository (seeding, admins), so it keeps them in memory:
+    every step of the report flow shows a list of them."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._regions: list[Region] | None = None
+        self._region_by_code: dict[str, Region] = {}
+        self._sites_by_region: dict[str, list[Site]] = {}
+        self._site_by_id: dict[int, Site] = {}
+
+    async def _load(self) -> None:
+        if self._regions is not None:
+            return
+        region_rows = await self._db.fetchall("SELECT * FROM regions ORDER BY position")
+        site_rows = await self._db.fetchall("SELECT * FROM sites ORDER BY region_code, position")
+        sites = [Site(row["id"], row["code"], row["region_code"], _names(row)) for row in site_rows]
+        active = {row["id"] for row in site_rows if not row["archived"]}
+        self._site_by_id = {site.id: site for site in sites}
+        self._sites_by_region = {}
+        for site in sites:
+            if site.id in active:
+                self._sites_by_region.setdefault(site.region_code, []).append(site)
+        self._region_by_code = {row["code"]: Region(row["code"], _names(row)) for row in region_rows}
+        self._regions = [region for region in self._region_by_code.values() if self._sites_by_region.get(region.code)]
+
+    def _forget(self) -> None:
+        self._regions = None
 
     async def upsert_region(self, code: str, position: int, names: dict[str, str]) -> None:
         await self._db.execute(
@@ -42,6 +67,7 @@ class SiteRepository:
             "name_ru = excluded.name_ru, name_en = excluded.name_en",
             (code, position, names["kk"], names["ru"], names["en"]),
         )
+        self._forget()
 
     async def insert_site_if_missing(
         self, code: str, region_code: str, position: int, kind: str, operator: str | None, names: dict[str, str]
@@ -52,24 +78,22 @@ class SiteRepository:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING",
             (code, region_code, position, kind, operator, names["kk"], names["ru"], names["en"]),
         )
+        self._forget()
 
     async def regions(self) -> list[Region]:
-        rows = await self._db.fetchall(
-            "SELECT * FROM regions r WHERE EXISTS "
-            "(SELECT 1 FROM sites s WHERE s.region_code = r.code AND NOT s.archived) ORDER BY position"
-        )
-        return [Region(row["code"], _names(row)) for row in rows]
+        """Regions that have at least one site in use, in seed order."""
+        await self._load()
+        return list(self._regions)
 
     async def region(self, code: str) -> Region | None:
-        row = await self._db.fetchone("SELECT * FROM regions WHERE code = ?", (code,))
-        return Region(row["code"], _names(row)) if row else None
+        await self._load()
+        return self._region_by_code.get(code)
 
     async def sites_in(self, region_code: str) -> list[Site]:
-        rows = await self._db.fetchall(
-            "SELECT * FROM sites WHERE region_code = ? AND NOT archived ORDER BY position", (region_code,)
-        )
-        return [Site(row["id"], row["code"], row["region_code"], _names(row)) for row in rows]
+        await self._load()
+        return list(self._sites_by_region.get(region_code, ()))
 
     async def get(self, site_id: int) -> Site | None:
-        row = await self._db.fetchone("SELECT * FROM sites WHERE id = ?", (site_id,))
-        return Site(row["id"], row["code"], row["region_code"], _names(row)) if row else None
+        """Archived sites too: old reports still name them."""
+        await self._load()
+        return self._site_by_id.get(site_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gettext
 import os
 import signal
@@ -15,9 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCALES_DIR = ROOT / "locales"
 
 
+@functools.cache
+def _catalog(language: str) -> gettext.GNUTranslations:
+    return gettext.translation("messages", LOCALES_DIR, languages=[language])
+
+
 def tr(language: str, msgid: str) -> str:
-    """What the bot shows for `msgid` in `language`, read from the compiled catalog."""
-    return gettext.translation("messages", LOCALES_DIR, languages=[language]).gettext(msgid)
+    """What the bot shows for `msgid` in `language`, read from the compiled catalog.
+    `msgid` may also be a unique fragment of a longer English message."""
+    catalog = _catalog(language)
+    if msgid in catalog._catalog:  # noqa: SLF001 - gettext has no public lookup without fallback
+        return catalog.gettext(msgid)
+    matches = [key for key in catalog._catalog if isinstance(key, str) and key and msgid in key]  # noqa: SLF001
+    if len(matches) != 1:
+        raise KeyError(f"{msgid!r} matches {len(matches)} catalog entries")
+    return catalog.gettext(matches[0])
 
 
 class BotProcess:

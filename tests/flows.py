@@ -92,7 +92,7 @@ async def report(
         question = await user.next_message()
         assert says(question, language, "Photos attached: {count} of {max}. Send more, or press Done.", count=album, max=5)
     await tap(user, data_starts("rp:done"), message=question)
-    assert says(question, language, "Nothing has been sent yet."), question["text"]
+    assert tr(language, "✅ Send report") in user.buttons(question), question["text"]
     assert description in question["text"]
     await tap(user, data_starts("rp:submit"), message=question)
     confirmation = await user.next_message()
