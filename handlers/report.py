@@ -186,8 +186,8 @@ async def _show(event: Message | CallbackQuery, text: str, markup: InlineKeyboar
 
 async def _go(step: State, event: Message | CallbackQuery, state: FSMContext, sites: SiteRepository,
               i18n: I18n, **changes) -> None:
-    data = await state.update_data(**changes) if changes else await state.get_data()
-    await state.set_state(step)
+    data = {**await state.get_data(), **changes}
+    await state.storage.set_state_and_data(state.key, step, data)
     text, markup = await _prompt(step, data, sites, i18n.current_locale)
     await _show(event, text, markup)
 

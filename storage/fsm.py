@@ -32,6 +32,8 @@ class SQLiteStorage(BaseStorage):
         return self._cache[key]
 
     async def _store(self, key: str, state: str | None, data: dict[str, Any]) -> None:
+        if self._cache.get(key) == (state, data):
+            return  # nothing changed: no write
         if state is None and not data:
             async with self._db.transaction() as tx:
                 tx.want_checkpoint()  # honoured when this transaction commits
@@ -59,6 +61,10 @@ class SQLiteStorage(BaseStorage):
         built = self._key_builder.build(key)
         state, _ = await self._load(built)
         await self._store(built, state, dict(data))
+
+    async def set_state_and_data(self, key: StorageKey, state: StateType, data: Mapping[str, Any]) -> None:
+        """Both in one write: a flow step changes both, and every write is a round trip."""
+        await self._store(self._key_builder.build(key), state.state if isinstance(state, State) else state, dict(data))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         _, data = await self._load(self._key_builder.build(key))
