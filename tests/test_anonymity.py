@@ -123,4 +123,6 @@ def test_the_report_table_has_no_place_for_an_identity(tmp_path: Path) -> None:
     assert tables["reports"] == {"id", "case_code", "receipt_hash", "site_id", "category", "severity", "location",
                                  "description", "language", "status", "created_hour"}
     assert tables["report_photos"] == {"report_id", "position", "file_id"}
-    assert tables["report_events"] == {"id", "report_id", "status", "at_hour", "note"}
+    # actor_* and the exact time are filled only for committee members' actions (they are not anonymous).
+    assert tables["report_events"] == {"id", "report_id", "status", "at_hour", "note", "kind", "actor_user_id",
+                                       "actor_name", "at"}
