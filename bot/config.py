@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     log_level: str = "INFO"
     reports_per_hour: int = Field(default=3, ge=1)
+    digest_time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    escalate_after_minutes: int = Field(default=30, ge=1)
+    overdue_acknowledge_hours: int = Field(default=24, ge=1)
+    overdue_resolve_days: int = Field(default=14, ge=1)
 
     @field_validator("bot_token")
     @classmethod

@@ -27,6 +27,7 @@ CREATE TABLE committee_chats (
     chat_id  INTEGER PRIMARY KEY,
     site_id  INTEGER NOT NULL REFERENCES sites (id),
     title    TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT 'ru' CHECK (language IN ('kk', 'ru', 'en')),
     bound_by INTEGER NOT NULL
 );
 CREATE INDEX committee_chats_by_site ON committee_chats (site_id);
