@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -16,10 +18,13 @@ from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.access import AccessService
+from bot.cases import CaseService
 from bot.commands import register_commands
 from bot.config import Settings
 from bot.i18n import UserLanguageMiddleware, build_i18n
 from bot.middlewares import ServicesMiddleware
+from bot.notify import AlertService, CommitteeNotifier
 from bot.reports import ReportService
 from bot.scheduler import build_scheduler
 from bot.sites import seed_sites
@@ -27,6 +32,7 @@ from handlers import all_routers
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 from storage.reports import ReportRepository
+from storage.roles import RoleRepository
 from storage.sites import SiteRepository
 from storage.users import UserRepository
 
@@ -58,6 +64,7 @@ class App:
     storage: SQLiteStorage
     i18n: I18n
     bot: Bot
+    services: "Services"
     dispatcher: Dispatcher
 
 
@@ -72,12 +79,42 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
-def build_dispatcher(settings: Settings, db: Database, storage: SQLiteStorage, i18n: I18n) -> Dispatcher:
-    users = UserRepository(db)
+@dataclass
+class Services:
+    """Everything handlers get by name (see ServicesMiddleware)."""
+
+    settings: Settings
+    users: UserRepository
+    sites: SiteRepository
+    reports: ReportService
+    access: AccessService
+    cases: CaseService
+    notifier: CommitteeNotifier
+    alerts: AlertService
+
+
+def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
+                   clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Services:
     sites = SiteRepository(db)
-    reports = ReportService(db, ReportRepository(db), reports_per_hour=settings.reports_per_hour)
+    report_repository = ReportRepository(db)
+    roles = RoleRepository(db)
+    access = AccessService(roles, settings.admin_ids)
+    notifier = CommitteeNotifier(bot, roles, sites, report_repository, i18n, settings.admin_ids, settings.default_locale)
+    return Services(
+        settings=settings,
+        users=UserRepository(db),
+        sites=sites,
+        reports=ReportService(db, report_repository, reports_per_hour=settings.reports_per_hour, clock=clock),
+        access=access,
+        cases=CaseService(report_repository, access, clock=clock),
+        notifier=notifier,
+        alerts=AlertService(report_repository, notifier, timedelta(minutes=settings.escalate_after_minutes), clock=clock),
+    )
+
+
+def build_dispatcher(services: Services, storage: SQLiteStorage, i18n: I18n) -> Dispatcher:
     dp = Dispatcher(storage=storage, events_isolation=SimpleEventIsolation())
-    dp.update.outer_middleware(ServicesMiddleware(settings=settings, users=users, sites=sites, reports=reports))
+    dp.update.outer_middleware(ServicesMiddleware(**vars(services)))
     UserLanguageMiddleware(i18n).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*all_routers())
@@ -99,24 +136,28 @@ async def _on_error(event: ErrorEvent) -> bool:
     return True
 
 
-async def open_app(settings: Settings) -> App:
+async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> App:
     db = await Database.open(settings.database_path)
     await db.migrate()
     await seed_sites(SiteRepository(db))
     storage = SQLiteStorage(db)
     i18n = build_i18n(settings.default_locale)
-    return App(settings, db, storage, i18n, build_bot(settings), build_dispatcher(settings, db, storage, i18n))
+    bot = build_bot(settings)
+    services = build_services(settings, db, bot, i18n, clock)
+    return App(settings, db, storage, i18n, bot, services, build_dispatcher(services, storage, i18n))
 
 
 async def run_polling(settings: Settings) -> None:
     app = await open_app(settings)
-    scheduler = build_scheduler(settings, app.storage)
+    scheduler = build_scheduler(settings, app.storage, app.services.alerts)
     try:
         await register_commands(app.bot, app.i18n)
+        await app.services.alerts.resume()
         scheduler.start()
         await app.dispatcher.start_polling(
             app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=True
         )
     finally:
         scheduler.shutdown(wait=False)
+        await app.services.alerts.close()
         await app.db.close()

@@ -103,6 +103,12 @@ def current_hour(now: datetime | None = None) -> str:
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:00Z")
 
 
+def parse_stamp(stamp: str) -> datetime:
+    """Times as stored: "2026-11-23T13:00Z" (an hour) or "2026-11-23T13:42:07Z" (exact)."""
+    layout = "%Y-%m-%dT%H:%M:%SZ" if stamp.count(":") == 2 else "%Y-%m-%dT%H:00Z"
+    return datetime.strptime(stamp, layout).replace(tzinfo=UTC)
+
+
 class ReportService:
     def __init__(
         self,

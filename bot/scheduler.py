@@ -8,6 +8,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Settings
+from bot.notify import AlertService
 from storage.fsm import SQLiteStorage
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,22 @@ async def forget_abandoned_conversations(storage: SQLiteStorage) -> None:
         log.info("Deleted %d abandoned conversations", removed)
 
 
-def build_scheduler(settings: Settings, storage: SQLiteStorage) -> AsyncIOScheduler:
+async def follow_up_alerts(alerts: AlertService) -> None:
+    """Alerts a crash kept from going out, and escalation of unanswered ones."""
+    await alerts.deliver_pending()
+    await alerts.escalate_due()
+
+
+def build_scheduler(settings: Settings, storage: SQLiteStorage, alerts: AlertService) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=settings.tz)
+    scheduler.add_job(
+        follow_up_alerts,
+        IntervalTrigger(seconds=20, timezone=settings.tz),
+        args=[alerts],
+        id="follow_up_alerts",
+        coalesce=True,
+        max_instances=1,
+    )
     scheduler.add_job(
         forget_abandoned_conversations,
         IntervalTrigger(hours=1, timezone=settings.tz),

@@ -22,6 +22,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.hazards import CATEGORIES, DANGER, SEVERITIES
+from bot.notify import AlertService
 from bot.reports import (
     DESCRIPTION_MAX,
     DESCRIPTION_MIN,
@@ -396,7 +397,7 @@ async def edit_field(callback: CallbackQuery, callback_data: ReportCb, state: FS
 
 @router.callback_query(ReportFlow.review, ReportCb.filter(F.action == "submit"))
 async def submit(callback: CallbackQuery, state: FSMContext, reports: ReportService, sites: SiteRepository,
-                 i18n: I18n, callback_answer: CallbackAnswer) -> None:
+                 alerts: AlertService, i18n: I18n, callback_answer: CallbackAnswer) -> None:
     data = await state.get_data()
     draft = Draft.from_data(data)
     if not draft.is_complete():
@@ -423,6 +424,8 @@ async def submit(callback: CallbackQuery, state: FSMContext, reports: ReportServ
             [_button(_("🧹 Erase this conversation"), EraseCb(action="ask", first=first_message_id))],
         ]),
     )
+    if draft.severity == DANGER:
+        alerts.kick()
 
 
 # --- erasing the conversation afterwards ----------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import time
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
@@ -14,14 +13,16 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.cases import NOTE_MAX, CaseService
 from bot.config import Settings
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
+from bot.notify import CommitteeNotifier
 from bot.receipts import split_code_and_receipt
-from bot.reports import ReportService, StatusAnswer, StatusOutcome
+from bot.reports import ReportService, StatusAnswer, StatusOutcome, parse_stamp
 from handlers.keyboards import STATUS_BUTTON, NavCb, nav_row
 from storage.sites import SiteRepository
 
@@ -34,6 +35,7 @@ PENDING_CODE_SECONDS = 600
 
 class StatusFlow(StatesGroup):
     waiting = State()
+    replying = State()
 
 
 class CheckCb(CallbackData, prefix="ck"):
@@ -43,9 +45,17 @@ class CheckCb(CallbackData, prefix="ck"):
     receipt: str
 
 
-# A case code typed before its receipt is held in memory only, never in the FSM storage:
-# a stored (user, case code) pair would say who reported what.
+class ReplyCb(CallbackData, prefix="rw"):
+    """"Write to the committee" under a status card; like CheckCb, held only in the miner's chat."""
+
+    code: str
+    receipt: str
+
+
+# A case code typed before its receipt, or the case a reporter is writing to, is held in memory
+# only, never in the FSM storage: a stored (user, case code) pair would say who reported what.
 _pending_codes: dict[int, tuple[str, float]] = {}
+_replying_to: dict[int, tuple[str, str, float]] = {}
 
 
 def _pending_code(user_id: int) -> str | None:
@@ -97,7 +107,8 @@ async def got_text(message: Message, state: FSMContext, reports: ReportService, 
     answer = await reports.status(user_id, code, receipt)
     if answer.outcome is not StatusOutcome.WRONG:
         await state.clear()
-    await message.answer(await _render(answer, sites, i18n.current_locale, settings.tz))
+    await message.answer(await _render(answer, sites, i18n.current_locale, settings.tz),
+                         reply_markup=_card_keyboard(answer, code, receipt))
 
 
 @router.message(StatusFlow.waiting)
@@ -105,10 +116,11 @@ async def not_text(message: Message) -> None:
     await message.answer(_("Please type the case code and receipt as text, or send /cancel."))
 
 
-@router.callback_query(StatusFlow.waiting, NavCb.filter(F.action == "cancel"))
+@router.callback_query(StateFilter(StatusFlow), NavCb.filter(F.action == "cancel"))
 async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     _pending_codes.pop(callback.from_user.id, None)
+    _replying_to.pop(callback.from_user.id, None)
     await callback.message.edit_text(_("Cancelled."))
 
 
@@ -116,10 +128,51 @@ async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
 async def check_from_button(callback: CallbackQuery, callback_data: CheckCb, reports: ReportService,
                             sites: SiteRepository, settings: Settings, i18n: I18n) -> None:
     answer = await reports.status(callback.from_user.id, callback_data.code, callback_data.receipt)
-    await callback.message.answer(await _render(answer, sites, i18n.current_locale, settings.tz))
+    await callback.message.answer(await _render(answer, sites, i18n.current_locale, settings.tz),
+                                  reply_markup=_card_keyboard(answer, callback_data.code, callback_data.receipt))
 
 
-async def _render(answer: StatusAnswer, sites: SiteRepository, language: str, tz: ZoneInfo) -> str:
+def _card_keyboard(answer: StatusAnswer, code: str, receipt: str) -> InlineKeyboardMarkup | None:
+    if answer.outcome is not StatusOutcome.FOUND:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(
+        text=_("✉️ Write to the committee"), callback_data=ReplyCb(code=answer.report.case_code, receipt=receipt).pack())]])
+
+
+@router.callback_query(ReplyCb.filter())
+async def start_reply(callback: CallbackQuery, callback_data: ReplyCb, state: FSMContext) -> None:
+    _replying_to[callback.from_user.id] = (callback_data.code, callback_data.receipt, time.monotonic())
+    await state.set_state(StatusFlow.replying)
+    await callback.message.answer(
+        _("Write your message to the committee in one message: more details, or an answer to its question. "
+          "Do not write names or personnel numbers. It goes without your name."),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[nav_row(back=False)]),
+    )
+
+
+@router.message(StatusFlow.replying, F.text)
+async def got_reply(message: Message, state: FSMContext, reports: ReportService, cases: CaseService,
+                    notifier: CommitteeNotifier) -> None:
+    code, receipt, since = _replying_to.pop(message.from_user.id, (None, None, 0.0))
+    await state.clear()
+    if code is None or time.monotonic() - since > PENDING_CODE_SECONDS:
+        await message.answer(_("Please open your case again with /status, then write your message."))
+        return
+    answer = await reports.status(message.from_user.id, code, receipt)
+    if answer.outcome is not StatusOutcome.FOUND:
+        await message.answer(await _render(answer, None, "", None))
+        return
+    case = await cases.from_reporter(answer.report.id, message.text)
+    await notifier.reporter_wrote(case, message.text.strip()[:NOTE_MAX])
+    await message.answer(_("Sent to the committee of your mine. Check for its answer with /status."))
+
+
+@router.message(StatusFlow.replying)
+async def reply_not_text(message: Message) -> None:
+    await message.answer(_("Please type your message as text, or send /cancel."))
+
+
+async def _render(answer: StatusAnswer, sites: SiteRepository | None, language: str, tz: ZoneInfo | None) -> str:
     if answer.outcome is StatusOutcome.THROTTLED:
         return _("Too many attempts. Please try again in {minutes} min.").format(
             minutes=max(1, round(answer.retry_after / 60)))
@@ -137,8 +190,13 @@ async def _render(answer: StatusAnswer, sites: SiteRepository, language: str, tz
         _("<b>History</b>"),
     ]
     for event in answer.timeline:
-        when = datetime.strptime(event.at_hour, "%Y-%m-%dT%H:00Z").replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
-        lines.append(f"{when:%d.%m.%Y %H:00} — {STATUSES.get(event.status, event.status)}")
-        if event.note:
-            lines.append(f"   «{html.escape(event.note)}»")
+        when = f"{parse_stamp(event.at_hour).astimezone(tz):%d.%m.%Y %H:00}"
+        if event.kind == "reporter_message":
+            lines.append(_("{when} — you wrote: «{text}»").format(when=when, text=html.escape(event.note or "")))
+        elif event.kind == "note":
+            lines.append(_("{when} — the committee: «{text}»").format(when=when, text=html.escape(event.note or "")))
+        else:
+            lines.append(f"{when} — {STATUSES.get(event.status, event.status)}")
+            if event.note:
+                lines.append(_("   the committee: «{text}»").format(text=html.escape(event.note)))
     return "\n".join(lines)

@@ -38,6 +38,28 @@ class ReportEvent:
     status: str
     at_hour: str
     note: str | None
+    kind: str = "status"
+    actor_name: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A report as a committee works on it."""
+
+    id: int
+    case_code: str
+    site_id: int
+    category: str
+    severity: str
+    location: str | None
+    description: str
+    status: str
+    created_hour: str
+    photo_file_ids: tuple[str, ...]
+
+
+OPEN_STATUSES = ("received", "acknowledged", "in_progress", "escalated_employer", "escalated_inspection")
 
 
 class ReportRepository:
@@ -73,6 +95,8 @@ class ReportRepository:
                 "INSERT INTO report_events (report_id, status, at_hour) VALUES (?, 'received', ?)",
                 (report_id, report.created_hour),
             )
+            if report.severity == "danger":
+                await tx.execute("INSERT INTO danger_alerts (report_id) VALUES (?)", (report_id,))
         return report_id
 
     async def by_case_code(self, case_code: str) -> StoredReport | None:
@@ -85,6 +109,72 @@ class ReportRepository:
 
     async def timeline(self, report_id: int) -> list[ReportEvent]:
         rows = await self._db.fetchall(
-            "SELECT status, at_hour, note FROM report_events WHERE report_id = ? ORDER BY id", (report_id,)
+            "SELECT status, at_hour, note, kind, actor_name, at FROM report_events WHERE report_id = ? ORDER BY id",
+            (report_id,),
         )
-        return [ReportEvent(row["status"], row["at_hour"], row["note"]) for row in rows]
+        return [ReportEvent(row["status"], row["at_hour"], row["note"], row["kind"], row["actor_name"], row["at"])
+                for row in rows]
+
+    async def case(self, report_id: int) -> Case | None:
+        row = await self._db.fetchone(
+            "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "
+            "FROM reports WHERE id = ?",
+            (report_id,),
+        )
+        if row is None:
+            return None
+        photos = await self._db.fetchall(
+            "SELECT file_id FROM report_photos WHERE report_id = ? ORDER BY position", (report_id,)
+        )
+        return Case(**dict(row), photo_file_ids=tuple(photo[0] for photo in photos))
+
+    async def cases(self, site_ids: list[int], statuses: tuple[str, ...], offset: int, limit: int) -> tuple[list[Case], int]:
+        """A page of cases of these sites in these statuses, newest first, and how many there are in all."""
+        if not site_ids:
+            return [], 0
+        where = (f"site_id IN ({','.join('?' * len(site_ids))}) AND status IN ({','.join('?' * len(statuses))})")
+        params = [*site_ids, *statuses]
+        total = (await self._db.fetchone(f"SELECT count(*) FROM reports WHERE {where}", params))[0]
+        rows = await self._db.fetchall(
+            "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "
+            f"FROM reports WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [Case(**dict(row), photo_file_ids=()) for row in rows], total
+
+    async def change_status(self, report_id: int, status: str, actor_user_id: int, actor_name: str, at: str,
+                            at_hour: str, note: str | None) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("UPDATE reports SET status = ? WHERE id = ?", (status, report_id))
+            await tx.execute(
+                "INSERT INTO report_events (report_id, status, at_hour, note, kind, actor_user_id, actor_name, at) "
+                "VALUES (?, ?, ?, ?, 'status', ?, ?, ?)",
+                (report_id, status, at_hour, note, actor_user_id, actor_name, at),
+            )
+            # Any answer from the committee acknowledges a danger alert: no more escalation.
+            await tx.execute("DELETE FROM danger_alerts WHERE report_id = ?", (report_id,))
+
+    async def add_note(self, report_id: int, note: str, actor_user_id: int, actor_name: str, at: str,
+                       at_hour: str) -> None:
+        await self._db.execute(
+            "INSERT INTO report_events (report_id, status, at_hour, note, kind, actor_user_id, actor_name, at) "
+            "SELECT id, status, ?, ?, 'note', ?, ?, ? FROM reports WHERE id = ?",
+            (at_hour, note, actor_user_id, actor_name, at, report_id),
+        )
+
+    async def add_reporter_message(self, report_id: int, text: str, at_hour: str) -> None:
+        """From the anonymous reporter: no actor, only the hour."""
+        await self._db.execute(
+            "INSERT INTO report_events (report_id, status, at_hour, note, kind) "
+            "SELECT id, status, ?, ?, 'reporter_message' FROM reports WHERE id = ?",
+            (at_hour, text, report_id),
+        )
+
+    # --- danger alerts -------------------------------------------------------------------------
+
+    async def alerts_in_state(self, state: str) -> list[int]:
+        rows = await self._db.fetchall("SELECT report_id FROM danger_alerts WHERE state = ? ORDER BY report_id", (state,))
+        return [row[0] for row in rows]
+
+    async def set_alert_state(self, report_id: int, state: str) -> None:
+        await self._db.execute("UPDATE danger_alerts SET state = ? WHERE report_id = ?", (state, report_id))

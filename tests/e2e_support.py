@@ -28,9 +28,10 @@ def tr(language: str, msgid: str) -> str:
     if msgid in catalog._catalog:  # noqa: SLF001 - gettext has no public lookup without fallback
         return catalog.gettext(msgid)
     matches = [key for key in catalog._catalog if isinstance(key, str) and key and msgid in key]  # noqa: SLF001
-    if len(matches) != 1:
+    if len(matches) > 1:
         raise KeyError(f"{msgid!r} matches {len(matches)} catalog entries")
-    return catalog.gettext(matches[0])
+    # Not translated yet: the bot shows the English text, and so does this.
+    return catalog.gettext(matches[0]) if matches else msgid
 
 
 class BotProcess:
@@ -80,3 +81,63 @@ class BotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+class FakeClock:
+    """The time the bot's services see; tests move it instead of sleeping."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)  # 10:00 in Asia/Almaty
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+class InProcessBot:
+    """The real application (dispatcher polling over HTTP, SQLite file, services) in the test's
+    own event loop, with a controllable clock, for behaviour that depends on time passing."""
+
+    def __init__(self, tg: FakeTelegram, workdir: Path, **settings: object) -> None:
+        from bot.config import load_settings
+
+        self.tg = tg
+        self.clock = FakeClock()
+        self.settings = load_settings(bot_token=tg.token, telegram_api_base=tg.base_url,
+                                      database_path=workdir / "data" / "minevoice.sqlite3", _env_file=None, **settings)
+        self.app = None
+        self._polling: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from bot.app import open_app
+        from bot.commands import register_commands
+
+        self.app = await open_app(self.settings, clock=self.clock)
+        await register_commands(self.app.bot, self.app.i18n)
+        await self.app.services.alerts.resume()
+        polls_before = len(self.tg.calls_to("getUpdates"))
+        self._polling = asyncio.create_task(self.app.dispatcher.start_polling(self.app.bot, handle_signals=False))
+        while len(self.tg.calls_to("getUpdates")) <= polls_before:
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        await self.app.dispatcher.stop_polling()
+        await self._polling
+        # aiogram's routers are module-level and attach to one dispatcher for life; the next test
+        # builds a new dispatcher in this same process, so let them go.
+        for router in self.app.dispatcher.sub_routers:
+            router._parent_router = None  # noqa: SLF001
+        self.app.dispatcher.sub_routers.clear()
+        await self.app.services.alerts.close()
+        await self.app.bot.session.close()
+        await self.app.db.close()
+
+    @property
+    def services(self):
+        return self.app.services

@@ -74,7 +74,8 @@ def _literal_texts(tree: ast.AST):
             candidates.append(node.args[-1] if name == "send_message" else node.args[0])
         candidates += [kw.value for kw in node.keywords if kw.arg in {"text", "caption", "description"}]
         for value in candidates:
-            if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value.strip():
+            # Text with letters in it is language; arrows and other symbols alone are not.
+            if isinstance(value, ast.Constant) and isinstance(value.value, str) and any(ch.isalpha() for ch in value.value):
                 yield node.lineno, value.value
             if isinstance(value, ast.JoinedStr):
                 yield node.lineno, ast.unparse(value)

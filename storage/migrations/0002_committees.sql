@@ -35,7 +35,7 @@ CREATE INDEX committee_chats_by_site ON committee_chats (site_id);
 -- The case timeline: status changes by members (exact time, member named) and messages from
 -- the reporter (only the hour, like the report itself; never who).
 ALTER TABLE report_events ADD COLUMN kind TEXT NOT NULL DEFAULT 'status'
-    CHECK (kind IN ('status', 'reporter_message'));
+    CHECK (kind IN ('status', 'note', 'reporter_message'));
 ALTER TABLE report_events ADD COLUMN actor_user_id INTEGER;
 ALTER TABLE report_events ADD COLUMN actor_name TEXT;
 ALTER TABLE report_events ADD COLUMN at TEXT;

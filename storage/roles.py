@@ -1,0 +1,132 @@
+"""Committee members, organizers, invitation codes and committee groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: int
+    user_id: int
+    role: str
+    site_id: int | None
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    role: str
+    site_id: int | None
+    created_by: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitteeChat:
+    chat_id: int
+    site_id: int
+    title: str
+    language: str
+
+
+def _role(row) -> Role:
+    return Role(row["id"], row["user_id"], row["role"], row["site_id"], row["display_name"])
+
+
+class RoleRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def grant(self, user_id: int, role: str, site_id: int | None, display_name: str, granted_at: str) -> None:
+        await self._db.execute(
+            "INSERT INTO roles (user_id, role, site_id, display_name, granted_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET display_name = excluded.display_name",
+            (user_id, role, site_id, display_name, granted_at),
+        )
+
+    async def revoke(self, role_id: int) -> Role | None:
+        row = await self._db.fetchone("SELECT * FROM roles WHERE id = ?", (role_id,))
+        if row is not None:
+            await self._db.execute("DELETE FROM roles WHERE id = ?", (role_id,))
+        return _role(row) if row else None
+
+    async def of_user(self, user_id: int) -> list[Role]:
+        rows = await self._db.fetchall("SELECT * FROM roles WHERE user_id = ? ORDER BY role, site_id", (user_id,))
+        return [_role(row) for row in rows]
+
+    async def everyone(self) -> list[Role]:
+        rows = await self._db.fetchall("SELECT * FROM roles ORDER BY role, site_id, display_name")
+        return [_role(row) for row in rows]
+
+    async def committee_of(self, site_id: int) -> list[tuple[Role, str | None]]:
+        """Members of a site's committee with the language each chose (None: not chosen)."""
+        rows = await self._db.fetchall(
+            "SELECT r.*, u.language FROM roles r LEFT JOIN users u ON u.user_id = r.user_id "
+            "WHERE r.role = 'committee' AND r.site_id = ? ORDER BY r.id",
+            (site_id,),
+        )
+        return [(_role(row), row["language"]) for row in rows]
+
+    async def committee_sites(self) -> list[int]:
+        """Sites that have a committee: at least one member or one bound group."""
+        rows = await self._db.fetchall(
+            "SELECT site_id FROM roles WHERE role = 'committee' UNION SELECT site_id FROM committee_chats ORDER BY 1"
+        )
+        return [row[0] for row in rows]
+
+    # --- invitations -----------------------------------------------------------------------
+
+    async def add_invite(self, code_hash: str, role: str, site_id: int | None, created_by: int, expires_at: int) -> None:
+        await self._db.execute(
+            "INSERT INTO invites (code_hash, role, site_id, created_by, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (code_hash, role, site_id, created_by, expires_at),
+        )
+
+    async def take_invite(self, code_hash: str, now: int) -> Invite | None:
+        """Use up an invitation: it works once, and only before it expires."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone("SELECT * FROM invites WHERE code_hash = ?", (code_hash,))
+            if row is None:
+                return None
+            await tx.execute("DELETE FROM invites WHERE code_hash = ?", (code_hash,))
+        if row["expires_at"] < now:
+            return None
+        return Invite(row["role"], row["site_id"], row["created_by"])
+
+    async def forget_expired_invites(self, now: int) -> int:
+        rows = await self._db.fetchall("SELECT code_hash FROM invites WHERE expires_at < ?", (now,))
+        await self._db.execute("DELETE FROM invites WHERE expires_at < ?", (now,))
+        return len(rows)
+
+    # --- committee groups ------------------------------------------------------------------
+
+    async def bind_chat(self, chat_id: int, site_id: int, title: str, language: str, bound_by: int) -> None:
+        await self._db.execute(
+            "INSERT INTO committee_chats (chat_id, site_id, title, language, bound_by) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (chat_id) DO UPDATE SET site_id = excluded.site_id, title = excluded.title, "
+            "language = excluded.language, bound_by = excluded.bound_by",
+            (chat_id, site_id, title, language, bound_by),
+        )
+
+    async def unbind_chat(self, chat_id: int) -> None:
+        await self._db.execute("DELETE FROM committee_chats WHERE chat_id = ?", (chat_id,))
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> bool:
+        """A group became a supergroup: same committee, new chat id."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone("SELECT 1 FROM committee_chats WHERE chat_id = ?", (old_chat_id,))
+            if row is None:
+                return False
+            await tx.execute("DELETE FROM committee_chats WHERE chat_id = ?", (new_chat_id,))
+            await tx.execute("UPDATE committee_chats SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id))
+        return True
+
+    async def chats_of(self, site_id: int) -> list[CommitteeChat]:
+        rows = await self._db.fetchall("SELECT * FROM committee_chats WHERE site_id = ? ORDER BY chat_id", (site_id,))
+        return [CommitteeChat(row["chat_id"], row["site_id"], row["title"], row["language"]) for row in rows]
+
+    async def chat(self, chat_id: int) -> CommitteeChat | None:
+        row = await self._db.fetchone("SELECT * FROM committee_chats WHERE chat_id = ?", (chat_id,))
+        return CommitteeChat(row["chat_id"], row["site_id"], row["title"], row["language"]) if row else None

@@ -1,0 +1,223 @@
+"""Committees end to end: invitations, access control, danger alerts and their escalation,
+working a case from both sides, group binding and migration."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_support import InProcessBot, tr
+from tests.fake_telegram import FakeTelegram
+from tests.flows import choose_language, data_starts, report, says, tap
+
+ADMIN = 5_000_000_001
+MEMBER = 5_000_000_002
+OTHER_MEMBER = 5_000_000_003
+MINER = 5_000_000_004
+
+
+@pytest.fixture
+async def tg():
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def bot(tg: FakeTelegram, tmp_path: Path):
+    process = InProcessBot(tg, tmp_path, admin_ids=str(ADMIN))
+    await process.start()
+    yield process
+    await process.stop()
+
+
+async def invite(admin, kind: str) -> str:
+    await admin.send(f"/invite {kind}")
+    found = re.search(r"/join (\S+)", (await admin.next_message())["text"])
+    assert found
+    return found.group(1)
+
+
+async def join(user, code: str) -> dict:
+    await user.send(f"/join {code}")
+    return await user.next_message()
+
+
+async def setup_committees(tg: FakeTelegram):
+    admin = tg.user(ADMIN, "Aigerim", last_name="Admin", language_code="ru")
+    member = tg.user(MEMBER, "Bolat", last_name="Committee", username="bolat_osh", language_code="ru")
+    other = tg.user(OTHER_MEMBER, "Dana", last_name="Other", language_code="en")
+    miner = tg.user(MINER, "Miner", language_code="ru")
+    for user, language in ((admin, "ru"), (member, "ru"), (other, "en"), (miner, "ru")):
+        await choose_language(user, language)
+    assert "Костенко" in (await join(member, await invite(admin, "committee kostenko")))["text"]
+    await join(other, await invite(admin, "committee bogatyr"))
+    return admin, member, other, miner
+
+
+async def test_invitations_are_single_use_and_roles_listed(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    await member.send("/me")
+    assert "Костенко" in (await member.next_message())["text"]
+
+    code = await invite(admin, "organizer")
+    assert tr("en", "You are now an organizer: you can send announcements and run surveys.") == (await join(other, code))["text"]
+    answer = await join(miner, code)  # used already
+    assert says(answer, "ru", "This code does not work: it may be mistyped, already used or expired. Ask the administrator for a new one.")
+
+    await admin.send("/roles")
+    listing = await admin.next_message()
+    assert len(admin.buttons(listing)) == 3
+    await tap(admin, lambda button: "Dana" in button["text"] and "committee" not in button["text"].lower()
+              and button["callback_data"].startswith("role:"), message=listing)
+    assert len(admin.buttons(listing)) == 2
+    tg.assert_no_errors()
+
+
+async def test_every_privileged_action_is_refused_to_others(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    refusals = {
+        "/invite committee kostenko": "Only the bot's administrators can do this.",
+        "/invite organizer": "Only the bot's administrators can do this.",
+        "/roles": "Only the bot's administrators can do this.",
+        "/cases": "This is for members of a union OSH committee.",
+        "/groupcode": "This is for members of a union OSH committee.",
+    }
+    for command, msgid in refusals.items():
+        await miner.send(command)
+        assert says(await miner.next_message(), "ru", msgid), command
+    # A danger report at Kostenko: the other mine's member and the miner cannot act on it.
+    receipt = await report(miner, "ru", severity="danger")
+    await bot.services.alerts.deliver_pending()
+    alert = [m for m in member.bot_messages() if receipt.case_code in (m.get("text") or "")][-1]
+    for outsider in (other, miner, admin):
+        for button in ("case:status:", "case:note:", "case:view:"):
+            data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row
+                        if b["callback_data"].startswith(button))
+            answer = await outsider.callback_answer(await outsider.press_data(data, message=alert))
+            assert answer.get("show_alert") and answer["text"] == tr(outsider.language_code or "ru", "Only the OSH committee of that mine can do this."), (button, answer)
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        assert connection.execute("SELECT status FROM reports").fetchone() == ("received",)
+        assert connection.execute("SELECT count(*) FROM roles").fetchone() == (2,)
+    tg.assert_no_errors()
+
+
+async def test_danger_alert_reaches_the_committee_with_photos_by_file_id(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    receipt = await report(miner, "ru", severity="danger", album=3)
+    await bot.services.alerts.deliver_pending()  # also kicked off by the submit itself
+    albums = tg.calls_to("sendMediaGroup", chat_id=MEMBER)
+    assert len(albums) == 1
+    sent_ids = [item["media"] for item in albums[0].params["media"]]
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        stored = [row[0] for row in connection.execute("SELECT file_id FROM report_photos ORDER BY position")]
+    assert sent_ids == stored and len(stored) == 3
+    alert = [m for m in member.bot_messages() if receipt.case_code in (m.get("text") or "")]
+    assert len(alert) == 1 and tr("ru", "✅ Acknowledge") in member.buttons(alert[0])
+    assert not [m for m in other.bot_messages() if receipt.case_code in (m.get("text") or "")]  # other mine
+    assert tg.calls_to("forwardMessage") == [] and tg.calls_to("copyMessage") == []
+    tg.assert_no_errors()
+
+
+async def test_unanswered_alert_escalates_to_admins_answered_one_does_not(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    first = await report(miner, "ru", severity="danger", location=None)
+    await bot.services.alerts.deliver_pending()
+    bot.clock.advance(minutes=29)
+    await bot.services.alerts.escalate_due()
+    assert not [m for m in admin.bot_messages() if first.case_code in (m.get("text") or "")]
+    bot.clock.advance(minutes=2)
+    await bot.services.alerts.escalate_due()
+    escalated = [m for m in admin.bot_messages() if first.case_code in (m.get("text") or "")]
+    assert len(escalated) == 1 and says(escalated[0], "ru", "⏰ <b>Nobody has acknowledged this for {minutes} min.</b>", minutes=30)
+    assert len([m for m in member.bot_messages() if first.case_code in (m.get("text") or "")]) == 2
+
+    # A second alert, acknowledged in time: no escalation.
+    second = await report(miner, "ru", severity="danger", location=None)
+    await bot.services.alerts.deliver_pending()
+    alert = [m for m in member.bot_messages() if second.case_code in (m.get("text") or "")][-1]
+    await tap(member, data_starts("case:status:"), message=alert)
+    bot.clock.advance(minutes=45)
+    await bot.services.alerts.escalate_due()
+    assert not [m for m in admin.bot_messages() if second.case_code in (m.get("text") or "")]
+    tg.assert_no_errors()
+
+
+async def test_case_worked_from_both_sides(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    receipt = await report(miner, "ru", severity="danger", location=None)
+    await bot.services.alerts.deliver_pending()
+    alert = [m for m in member.bot_messages() if receipt.case_code in (m.get("text") or "")][-1]
+    member.skip_pending()
+
+    await tap(member, lambda b: b["callback_data"].startswith("case:status:") and b["callback_data"].endswith(":in_progress"),
+              message=alert)
+    confirmation = await member.next_message()
+    assert "Bolat" in confirmation["text"]
+    await tap(member, data_starts("case:note:"), message=confirmation)
+    await member.next_message()
+    await member.send("Был ли датчик метана исправен утром? Кто из мастеров знал?")
+    assert says(await member.next_message(), "ru", "Note saved for case <code>{code}</code>. The reporter will see it with /status.",
+                code=receipt.case_code)
+
+    # The reporter sees the status and the note, and answers.
+    await miner.send(f"/status {receipt.case_code} {receipt.receipt}")
+    card = await miner.next_message()
+    assert says(card, "ru", "In progress") and "Был ли датчик метана исправен утром?" in card["text"]
+    await tap(miner, data_starts("rw:"), message=card)
+    await miner.next_message()
+    await miner.send("Датчик заклеен с ночной смены, мастер в курсе")
+    assert says(await miner.next_message(), "ru", "Sent to the committee of your mine. Check for its answer with /status.")
+    told = await member.next_message()
+    assert "Датчик заклеен с ночной смены, мастер в курсе" in told["text"] and receipt.case_code in told["text"]
+
+    # The member's history shows who did what, and the reporter's words without a name.
+    await tap(member, data_starts("case:view:"), message=told)
+    history = await member.next_message()
+    assert "Bolat" in history["text"] and "мастер в курсе" in history["text"] and "Miner" not in history["text"]
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        rows = connection.execute("SELECT kind, actor_user_id, at FROM report_events WHERE kind = 'reporter_message'").fetchall()
+    assert rows == [("reporter_message", None, None)]
+    tg.assert_no_errors()
+
+
+async def test_cases_list_pages_and_filters(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    bot.services.reports._submissions.limit = 100  # noqa: SLF001 - one miner files many reports here
+    for index in range(10):
+        await report(miner, "ru", location=None, description=f"Конвейер без ограждения, участок {index}")
+    await member.send("/cases")
+    page = await member.next_message()
+    assert says(page, "ru", "<b>{title}</b>: {total} · page {page} of {pages}", title=tr("ru", "Open cases"), total=10, page=1, pages=2)
+    await tap(member, lambda b: b["text"] == "➡️", message=page)
+    assert says(page, "ru", "<b>{title}</b>: {total} · page {page} of {pages}", title=tr("ru", "Open cases"), total=10, page=2, pages=2)
+    await tap(member, data_starts("cases:closed:0"), message=page)
+    assert says(page, "ru", "<b>{title}</b>: {total} · page {page} of {pages}", title=tr("ru", "Closed cases"), total=0, page=1, pages=1)
+    await other.send("/cases")
+    assert "0" in (await other.next_message())["text"]  # the other mine's member sees none of these
+    tg.assert_no_errors()
+
+
+async def test_group_binding_survives_migration_to_supergroup(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    await member.send("/groupcode")
+    code = re.search(r"/bind (\S+)", (await member.next_message())["text"]).group(1)
+    group = tg.group(-100_777, "ОТ Костенко")
+    await group.add_bot(by=member)
+    await group.send(member, f"/bind {code}")
+    assert "Костенко" in (await group.next_message())["text"]
+
+    first = await report(miner, "ru", severity="danger", location=None)
+    await bot.services.alerts.deliver_pending()
+    assert any(first.case_code in (m.get("text") or "") for m in group.bot_messages())
+
+    supergroup = await group.migrate_to_supergroup(-100_200_777, by=member)
+    await tg.wait_idle()
+    bot.services.reports._submissions.limit = 100  # noqa: SLF001
+    second = await report(miner, "ru", severity="danger", location=None)
+    await bot.services.alerts.deliver_pending()
+    assert any(second.case_code in (m.get("text") or "") for m in supergroup.bot_messages())
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        assert connection.execute("SELECT chat_id FROM committee_chats").fetchall() == [(-100_200_777,)]
