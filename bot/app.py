@@ -22,12 +22,13 @@ from bot.access import AccessService
 from bot.cases import CaseService
 from bot.commands import register_commands
 from bot.config import Settings
+from bot.exports import ExportService
 from bot.i18n import UserLanguageMiddleware, build_i18n
 from bot.middlewares import ServicesMiddleware
 from bot.notify import AlertService, CommitteeNotifier
 from bot.reports import ReportService
 from bot.scheduler import build_scheduler
-from bot.sites import seed_sites
+from bot.sites import SiteAdmin, seed_sites
 from handlers import all_routers
 from storage.db import Database
 from storage.fsm import SQLiteStorage
@@ -91,6 +92,8 @@ class Services:
     cases: CaseService
     notifier: CommitteeNotifier
     alerts: AlertService
+    exports: ExportService
+    site_admin: SiteAdmin
 
 
 def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
@@ -109,6 +112,8 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
         cases=CaseService(report_repository, access, clock=clock),
         notifier=notifier,
         alerts=AlertService(report_repository, notifier, timedelta(minutes=settings.escalate_after_minutes), clock=clock),
+        exports=ExportService(report_repository, sites, access),
+        site_admin=SiteAdmin(sites, access),
     )
 
 

@@ -56,3 +56,42 @@ async def seed_sites(sites: SiteRepository, regions: list[dict[str, Any]] | None
             await sites.insert_site_if_missing(
                 site["code"], region["code"], site_position, site["kind"], site.get("operator") or None, site["name"]
             )
+
+
+class SiteAdmin:
+    """Admins add, rename and archive mines; archived ones vanish from the report flow but keep their cases."""
+
+    def __init__(self, sites: SiteRepository, access) -> None:
+        self._sites = sites
+        self._access = access
+
+    def _check(self, user_id: int) -> None:
+        from bot.access import NotAllowed
+
+        if not self._access.is_admin(user_id):
+            raise NotAllowed
+
+    async def add(self, user_id: int, region_code: str, names: dict[str, str]) -> int:
+        self._check(user_id)
+        base = "".join(ch if ch.isalnum() else "-" for ch in names["en"].lower() if ch.isascii()).strip("-")[:20] or "site"
+        code, number = base, 1
+        while await self._sites.code_taken(code):
+            number += 1
+            code = f"{base[:20]}-{number}"
+        return await self._sites.add_site(code, region_code, "underground", names)
+
+    async def rename(self, user_id: int, site_id: int, names: dict[str, str]) -> None:
+        self._check(user_id)
+        await self._sites.rename(site_id, names)
+
+    async def archive(self, user_id: int, site_id: int, archived: bool) -> None:
+        self._check(user_id)
+        await self._sites.set_archived(site_id, archived)
+
+
+def parse_names(text: str) -> dict[str, str] | None:
+    """"Қазақша | Русский | English" → names per language; None unless all three are there."""
+    parts = [part.strip() for part in text.split("|")]
+    if len(parts) != len(LOCALES) or not all(parts) or any(len(part) > 40 for part in parts):
+        return None
+    return dict(zip(LOCALES, parts, strict=True))

@@ -8,12 +8,15 @@ from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.access import COMMITTEE, ORGANIZER, AccessService, NotAllowed
+from bot.sites import SiteAdmin, parse_names
 from storage.roles import Role
 from storage.sites import SiteRepository
 
@@ -164,3 +167,89 @@ async def _show_roles(message: Message, access: AccessService, sites: SiteReposi
         await message.edit_text(text, reply_markup=markup)
     else:
         await message.answer(text, reply_markup=markup)
+
+
+# --- mines and enterprises -------------------------------------------------------------------------
+
+class SiteCb(CallbackData, prefix="site"):
+    action: str  # region | site | rename | archive | restore | add
+    value: str
+
+
+class SiteEdit(StatesGroup):
+    names = State()
+
+
+@router.message(Command("sites"))
+async def list_regions(message: Message, access: AccessService, sites: SiteRepository, i18n: I18n) -> None:
+    if not access.is_admin(message.from_user.id):
+        await message.answer(_admins_only())
+        return
+    rows = [[InlineKeyboardButton(text=region.name(i18n.current_locale),
+                                  callback_data=SiteCb(action="region", value=region.code).pack())]
+            for region in await sites.all_regions()]
+    await message.answer(_("Mines and enterprises: choose a region."), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@router.callback_query(SiteCb.filter())
+async def site_action(callback: CallbackQuery, callback_data: SiteCb, access: AccessService, site_admin: SiteAdmin,
+                      sites: SiteRepository, state: FSMContext, i18n: I18n, callback_answer: CallbackAnswer) -> None:
+    if not access.is_admin(callback.from_user.id):
+        callback_answer.text = _admins_only()
+        callback_answer.show_alert = True
+        return
+    language, action, value = i18n.current_locale, callback_data.action, callback_data.value
+    if action == "region":
+        rows = [[InlineKeyboardButton(text=("🗄 " if site.archived else "") + site.name(language),
+                                      callback_data=SiteCb(action="site", value=str(site.id)).pack())]
+                for site in await sites.every_site_in(value)]
+        rows.append([InlineKeyboardButton(text=_("➕ Add a mine here"), callback_data=SiteCb(action="add", value=value).pack())])
+        await callback.message.edit_text(_("Tap a mine to rename or archive it."), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+        return
+    if action in {"add", "rename"}:
+        await state.set_state(SiteEdit.names)
+        await state.set_data({"action": action, "value": value})
+        await callback.message.answer(_("Send the name in all three languages, separated by |, for example:\n"
+                                        "<code>Ленин атындағы шахта | Шахта им. Ленина | Lenin mine</code>"))
+        return
+    site = await sites.get(int(value)) if value.isdigit() else None
+    if site is None:
+        callback_answer.text = _("That mine is no longer in the list.")
+        return
+    if action in {"archive", "restore"}:
+        await site_admin.archive(callback.from_user.id, site.id, action == "archive")
+        site = await sites.get(site.id)
+        callback_answer.text = _("Archived: it is no longer offered to miners.") if site.archived else _("Restored.")
+    toggle = ("restore", _("♻️ Restore")) if site.archived else ("archive", _("🗄 Archive"))
+    await callback.message.edit_text(
+        f"<b>{html.escape(site.names['kk'])}</b>\n{html.escape(site.names['ru'])}\n{html.escape(site.names['en'])}",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
+            InlineKeyboardButton(text=_("✏️ Rename"), callback_data=SiteCb(action="rename", value=str(site.id)).pack()),
+            InlineKeyboardButton(text=toggle[1], callback_data=SiteCb(action=toggle[0], value=str(site.id)).pack()),
+        ]]))
+
+
+@router.message(SiteEdit.names, F.text)
+async def got_site_names(message: Message, state: FSMContext, site_admin: SiteAdmin) -> None:
+    names = parse_names(message.text)
+    if names is None:
+        await message.answer(_("Please send three names separated by |: Kazakh | Russian | English, "
+                               "each up to 40 characters. Or send /cancel."))
+        return
+    data = await state.get_data()
+    await state.clear()
+    try:
+        if data.get("action") == "add":
+            await site_admin.add(message.from_user.id, data["value"], names)
+        else:
+            await site_admin.rename(message.from_user.id, int(data["value"]), names)
+    except NotAllowed:
+        await message.answer(_admins_only())
+        return
+    await message.answer(_("Saved: {name}.").format(name=html.escape(names["ru"])))
+
+
+@router.message(SiteEdit.names)
+async def site_names_not_text(message: Message) -> None:
+    await message.answer(_("Please send three names separated by |: Kazakh | Russian | English, "
+                           "each up to 40 characters. Or send /cancel."))

@@ -10,7 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -18,6 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.access import AccessService, NotAllowed
 from bot.cases import FILTERS, NOTE_MAX, PAGE_SIZE, CaseService
 from bot.config import Settings
+from bot.exports import PERIODS, ExportService
 from bot.hazards import CATEGORIES, STATUSES
 from bot.notify import CaseCb, case_keyboard, case_summary
 from bot.reports import parse_stamp
@@ -173,6 +174,39 @@ async def _show_page(message: Message, cases: CaseService, sites: SiteRepository
         await message.edit_text(text, reply_markup=markup)
     else:
         await message.answer(text, reply_markup=markup)
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+class ExportCb(CallbackData, prefix="exp"):
+    days: int
+
+
+@router.message(Command("export"))
+async def ask_export_period(message: Message, access: AccessService) -> None:
+    if not await access.committee_sites(message.from_user.id):
+        await message.answer(_members_only())
+        return
+    labels = {7: _("7 days"), 30: _("30 days"), 90: _("90 days"), 365: _("A year")}
+    await message.answer(_("Export your mine's cases for which period?"), reply_markup=InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=labels[days], callback_data=ExportCb(days=days).pack())
+                          for days in PERIODS]]))
+
+
+@router.callback_query(ExportCb.filter(F.days.in_(PERIODS)))
+async def export(callback: CallbackQuery, callback_data: ExportCb, exports: ExportService, settings: Settings,
+                 i18n: I18n, callback_answer: CallbackAnswer) -> None:
+    try:
+        result = await exports.export(callback.from_user.id, callback_data.days, i18n.current_locale, settings.tz)
+    except NotAllowed:
+        callback_answer.text = _members_only()
+        callback_answer.show_alert = True
+        return
+    stem = f"minevoice-cases-{callback_data.days}d"
+    caption = _("Cases of the last {days} days: {count}. No reporter data exists to be exported.").format(
+        days=callback_data.days, count=result.rows)
+    await callback.message.answer_document(BufferedInputFile(result.xlsx, f"{stem}.xlsx"), caption=caption)
+    await callback.message.answer_document(BufferedInputFile(result.csv, f"{stem}.csv"))
 
 
 # --- committee groups ---------------------------------------------------------------------------

@@ -142,6 +142,34 @@ class ReportRepository:
         )
         return [Case(**dict(row), photo_file_ids=()) for row in rows], total
 
+    async def cases_since(self, site_ids: list[int], since_hour: str) -> list[tuple[Case, list[ReportEvent]]]:
+        """Every case of these sites that arrived at or after `since_hour`, oldest first, with its timeline."""
+        if not site_ids:
+            return []
+        marks = ",".join("?" * len(site_ids))
+        rows = await self._db.fetchall(
+            "SELECT r.id, r.case_code, r.site_id, r.category, r.severity, r.location, r.description, r.status, "
+            "r.created_hour, (SELECT count(*) FROM report_photos p WHERE p.report_id = r.id) AS photos "
+            f"FROM reports r WHERE r.site_id IN ({marks}) AND r.created_hour >= ? ORDER BY r.id",
+            [*site_ids, since_hour],
+        )
+        events = await self._db.fetchall(
+            "SELECT e.report_id, e.status, e.at_hour, e.note, e.kind, e.actor_name, e.at FROM report_events e "
+            f"JOIN reports r ON r.id = e.report_id WHERE r.site_id IN ({marks}) AND r.created_hour >= ? "
+            "ORDER BY e.report_id, e.id",
+            [*site_ids, since_hour],
+        )
+        timelines: dict[int, list[ReportEvent]] = {}
+        for event in events:
+            timelines.setdefault(event["report_id"], []).append(ReportEvent(
+                event["status"], event["at_hour"], event["note"], event["kind"], event["actor_name"], event["at"]))
+        result = []
+        for row in rows:
+            values = dict(row)
+            photos = values.pop("photos")
+            result.append((Case(**values, photo_file_ids=("",) * photos), timelines.get(row["id"], [])))
+        return result
+
     async def change_status(self, report_id: int, status: str, actor_user_id: int, actor_name: str, at: str,
                             at_hour: str, note: str | None) -> None:
         async with self._db.transaction() as tx:

@@ -22,6 +22,7 @@ class Site:
     code: str
     region_code: str
     names: dict[str, str]
+    archived: bool = False
 
     def name(self, language: str) -> str:
         return self.names[language]
@@ -47,7 +48,7 @@ class SiteRepository:
             return
         region_rows = await self._db.fetchall("SELECT * FROM regions ORDER BY position")
         site_rows = await self._db.fetchall("SELECT * FROM sites ORDER BY region_code, position")
-        sites = [Site(row["id"], row["code"], row["region_code"], _names(row)) for row in site_rows]
+        sites = [Site(row["id"], row["code"], row["region_code"], _names(row), bool(row["archived"])) for row in site_rows]
         active = {row["id"] for row in site_rows if not row["archived"]}
         self._site_by_id = {site.id: site for site in sites}
         self._sites_by_region = {}
@@ -79,6 +80,38 @@ class SiteRepository:
             (code, region_code, position, kind, operator, names["kk"], names["ru"], names["en"]),
         )
         self._forget()
+
+    async def add_site(self, code: str, region_code: str, kind: str, names: dict[str, str]) -> int:
+        position = (await self._db.fetchone(
+            "SELECT coalesce(max(position), -1) + 1 FROM sites WHERE region_code = ?", (region_code,)))[0]
+        site_id = await self._db.execute(
+            "INSERT INTO sites (code, region_code, position, kind, name_kk, name_ru, name_en) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (code, region_code, position, kind, names["kk"], names["ru"], names["en"]),
+        )
+        self._forget()
+        return site_id
+
+    async def rename(self, site_id: int, names: dict[str, str]) -> None:
+        await self._db.execute("UPDATE sites SET name_kk = ?, name_ru = ?, name_en = ? WHERE id = ?",
+                               (names["kk"], names["ru"], names["en"], site_id))
+        self._forget()
+
+    async def set_archived(self, site_id: int, archived: bool) -> None:
+        await self._db.execute("UPDATE sites SET archived = ? WHERE id = ?", (int(archived), site_id))
+        self._forget()
+
+    async def code_taken(self, code: str) -> bool:
+        return await self._db.fetchone("SELECT 1 FROM sites WHERE code = ?", (code,)) is not None
+
+    async def all_regions(self) -> list[Region]:
+        """Every region, also those whose sites are all archived (for admins)."""
+        await self._load()
+        return list(self._region_by_code.values())
+
+    async def every_site_in(self, region_code: str) -> list[Site]:
+        """Archived ones too (for admins)."""
+        await self._load()
+        return [site for site in self._site_by_id.values() if site.region_code == region_code]
 
     async def regions(self) -> list[Region]:
         """Regions that have at least one site in use, in seed order."""

@@ -25,7 +25,7 @@ def tr(language: str, msgid: str) -> str:
     """What the bot shows for `msgid` in `language`, read from the compiled catalog.
     `msgid` may also be a unique fragment of a longer English message."""
     catalog = _catalog(language)
-    if msgid in catalog._catalog:  # noqa: SLF001 - gettext has no public lookup without fallback
+    if msgid in catalog._catalog or msgid in _catalog("en")._catalog:  # noqa: SLF001 - no public lookup
         return catalog.gettext(msgid)
     matches = [key for key in catalog._catalog if isinstance(key, str) and key and msgid in key]  # noqa: SLF001
     if len(matches) > 1:

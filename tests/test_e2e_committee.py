@@ -221,3 +221,71 @@ async def test_group_binding_survives_migration_to_supergroup(tg: FakeTelegram, 
     assert any(second.case_code in (m.get("text") or "") for m in supergroup.bot_messages())
     with sqlite3.connect(bot.settings.database_path) as connection:
         assert connection.execute("SELECT chat_id FROM committee_chats").fetchall() == [(-100_200_777,)]
+
+
+async def test_export_xlsx_and_csv_in_the_members_language(tg: FakeTelegram, bot: InProcessBot) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    admin, member, other, miner = await setup_committees(tg)
+    receipt = await report(miner, "ru", location="=HYPERLINK(\"http://x\")", description="=1+1 формула от шахтёра, не выполнять")
+    await member.send("/export")
+    await member.next_message()
+    await tap(member, data_starts("exp:30"))
+    xlsx_message, csv_message = await member.next_message(), await member.next_message()
+    book = load_workbook(io.BytesIO(tg.file_content(xlsx_message["document"]["file_id"])))
+    rows = list(book.active.iter_rows(values_only=True))
+    assert rows[0][0] == tr("ru", "Case code") and rows[1][0] == receipt.case_code
+    assert rows[1][7].startswith("'=1+1") and rows[1][6].startswith("'=")  # never a formula
+    text = tg.file_content(csv_message["document"]["file_id"]).decode("utf-8-sig")
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[1][0] == receipt.case_code and len(parsed) == 2
+    for content in (text, str(rows)):
+        assert str(MINER) not in content and "Miner" not in content
+    await other.send("/export")
+    await other.next_message()
+    await tap(other, data_starts("exp:30"))
+    assert "0" in (await other.next_message())["caption"]  # the other mine's member exports none of these
+    await miner.send("/export")
+    assert says(await miner.next_message(), "ru", "This is for members of a union OSH committee.")
+    tg.assert_no_errors()
+
+
+async def test_admin_adds_renames_and_archives_mines(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    await admin.send("/sites")
+    regions = await admin.next_message()
+    await tap(admin, data_starts("site:region:karaganda-coal"), message=regions)
+    await tap(admin, data_starts("site:add:karaganda-coal"), message=regions)
+    await admin.next_message()
+    await admin.send("just one name")
+    assert says(await admin.next_message(), "ru", "Please send three names separated by |")
+    await admin.send("Жаңа шахта | Новая шахта | New mine")
+    assert "Новая шахта" in (await admin.next_message())["text"]
+
+    await miner.send("/report")
+    question = await miner.next_message()
+    await tap(miner, data_starts("rp:region:karaganda-coal"))
+    assert "Новая шахта" in miner.buttons(question)
+
+    await tap(miner, data_starts("nav:cancel"), message=question)
+    await admin.send("/sites")
+    regions = await admin.next_message()
+    await tap(admin, data_starts("site:region:karaganda-coal"), message=regions)
+    await tap(admin, lambda b: b["text"] == "Новая шахта", message=regions)
+    await tap(admin, data_starts("site:archive:"), message=regions)
+    await miner.send("/report")
+    question = await miner.next_message()
+    await tap(miner, data_starts("rp:region:karaganda-coal"))
+    assert "Новая шахта" not in miner.buttons(question)
+
+    for command in ("/sites",):
+        await member.send(command)
+        assert says(await member.next_message(), "ru", "Only the bot's administrators can do this.")
+    forged = await member.callback_answer(await member.press_data("site:archive:1", message=question))
+    assert forged.get("show_alert")
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        assert connection.execute("SELECT archived FROM sites WHERE id = 1").fetchone() == (0,)
+    tg.assert_no_errors()
