@@ -98,9 +98,16 @@ async def test_every_privileged_action_is_refused_to_others(tg: FakeTelegram, bo
                         if b["callback_data"].startswith(button))
             answer = await outsider.callback_answer(await outsider.press_data(data, message=alert))
             assert answer.get("show_alert") and answer["text"] == tr(outsider.language_code or "ru", "Only the OSH committee of that mine can do this."), (button, answer)
+    # Forged admin and export buttons.
+    for data in ("role:1", "inv:1", "site:archive:1", "exp:30"):
+        answer = await miner.callback_answer(await miner.press_data(data, message=alert))
+        assert answer.get("text") in {tr("ru", "Only the bot's administrators can do this."),
+                                      tr("ru", "This is for members of a union OSH committee.")}, (data, answer)
     with sqlite3.connect(bot.settings.database_path) as connection:
         assert connection.execute("SELECT status FROM reports").fetchone() == ("received",)
         assert connection.execute("SELECT count(*) FROM roles").fetchone() == (2,)
+        assert connection.execute("SELECT count(*) FROM invites").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM sites WHERE archived = 1").fetchone() == (0,)
     tg.assert_no_errors()
 
 
