@@ -4,6 +4,7 @@ escalation when nobody answers, and messages from reporters."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import html
 import logging
 from collections.abc import Callable
@@ -28,6 +29,12 @@ from storage.roles import RoleRepository
 from storage.sites import SiteRepository
 
 log = logging.getLogger(__name__)
+
+
+class Delivery(enum.Enum):
+    SENT = "sent"
+    GONE = "gone"  # blocked the bot, left or deleted the chat: trying again will not help
+    LATER = "later"  # network trouble or flood control outlasting our retries
 
 
 class CaseCb(CallbackData, prefix="case"):
@@ -96,7 +103,7 @@ class CommitteeNotifier:
                 if unacknowledged_minutes is not None:
                     text = _("⏰ <b>Nobody has acknowledged this for {minutes} min.</b>").format(
                         minutes=unacknowledged_minutes) + "\n\n" + text
-                if await self._send_case(chat_id, case, text):
+                if await self._send_case(chat_id, case, text) is Delivery.SENT:
                     delivered += 1
         return delivered
 
@@ -106,26 +113,26 @@ class CommitteeNotifier:
             with self._i18n.context(), self._i18n.use_locale(language):
                 message = _("✉️ The reporter of case <code>{code}</code> ({site}) wrote:\n\n{text}").format(
                     code=case.case_code, site=html.escape(site.name(language)), text=html.escape(text))
-                await self._deliver(chat_id, lambda chat, m=message: self._bot.send_message(
+                await self.deliver(chat_id, lambda chat, m=message: self._bot.send_message(
                     chat, m, reply_markup=case_keyboard(case.id)))
 
-    async def _send_case(self, chat_id: int, case: Case, text: str) -> bool:
+    async def _send_case(self, chat_id: int, case: Case, text: str) -> Delivery:
         photos = case.photo_file_ids
         if len(photos) == 1:
-            await self._deliver(chat_id, lambda chat: self._bot.send_photo(chat, photos[0]))
+            await self.deliver(chat_id, lambda chat: self._bot.send_photo(chat, photos[0]))
         elif photos:
             media = [InputMediaPhoto(media=file_id) for file_id in photos]
-            await self._deliver(chat_id, lambda chat: self._bot.send_media_group(chat, media))
-        return await self._deliver(chat_id, lambda chat: self._bot.send_message(
+            await self.deliver(chat_id, lambda chat: self._bot.send_media_group(chat, media))
+        return await self.deliver(chat_id, lambda chat: self._bot.send_message(
             chat, text, reply_markup=case_keyboard(case.id)))
 
-    async def _deliver(self, chat_id: int, send: Callable, attempts: int = 3) -> bool:
-        """One message to one chat: waits out 429s, follows a group that became a supergroup,
-        and gives up quietly on a chat that blocked the bot or is gone."""
+    async def deliver(self, chat_id: int, send: Callable, attempts: int = 3) -> Delivery:
+        """One message to one committee chat: waits out 429s, follows a group that became a
+        supergroup, and gives up on a chat that blocked the bot or is gone."""
         for attempt in range(attempts):
             try:
                 await send(chat_id)
-                return True
+                return Delivery.SENT
             except TelegramRetryAfter as error:
                 await asyncio.sleep(error.retry_after)
             except TelegramMigrateToChat as error:
@@ -133,10 +140,10 @@ class CommitteeNotifier:
                 chat_id = error.migrate_to_chat_id
             except (TelegramForbiddenError, TelegramBadRequest) as error:
                 log.warning("Committee chat unreachable: %s", error.message)
-                return False
+                return Delivery.GONE
             except TelegramNetworkError:
                 await asyncio.sleep(2**attempt)
-        return False
+        return Delivery.LATER
 
 
 class AlertService:
