@@ -22,6 +22,7 @@ from bot.access import AccessService
 from bot.cases import CaseService
 from bot.commands import register_commands
 from bot.config import Settings
+from bot.digests import DigestService
 from bot.exports import ExportService
 from bot.i18n import UserLanguageMiddleware, build_i18n
 from bot.middlewares import ServicesMiddleware
@@ -94,6 +95,8 @@ class Services:
     alerts: AlertService
     exports: ExportService
     site_admin: SiteAdmin
+    digests: DigestService
+    clock: Callable[[], datetime]
 
 
 def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
@@ -114,6 +117,8 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
         alerts=AlertService(report_repository, notifier, timedelta(minutes=settings.escalate_after_minutes), clock=clock),
         exports=ExportService(report_repository, sites, access),
         site_admin=SiteAdmin(sites, access),
+        digests=DigestService.from_settings(db, i18n, notifier.send_digest_part, settings, sites),
+        clock=clock,
     )
 
 
@@ -154,10 +159,11 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
 
 async def run_polling(settings: Settings) -> None:
     app = await open_app(settings)
-    scheduler = build_scheduler(settings, app.storage, app.services.alerts)
+    scheduler = build_scheduler(settings, app.storage, app.services)
     try:
         await register_commands(app.bot, app.i18n)
         await app.services.alerts.resume()
+        await app.services.digests.run_due(app.services.clock())  # a digest missed while the bot was down
         scheduler.start()
         await app.dispatcher.start_polling(
             app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=True

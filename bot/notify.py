@@ -19,7 +19,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -115,6 +115,15 @@ class CommitteeNotifier:
                     code=case.case_code, site=html.escape(site.name(language)), text=html.escape(text))
                 await self.deliver(chat_id, lambda chat, m=message: self._bot.send_message(
                     chat, m, reply_markup=case_keyboard(case.id)))
+
+    async def send_digest_part(self, chat_id: int, text: str | None = None, photo_png: bytes | None = None) -> bool:
+        """For DigestService: False only when worth retrying later."""
+        if photo_png is not None:
+            photo = BufferedInputFile(photo_png, filename="digest.png")
+            result = await self.deliver(chat_id, lambda chat: self._bot.send_photo(chat, photo))
+        else:
+            result = await self.deliver(chat_id, lambda chat: self._bot.send_message(chat, text))
+        return result is not Delivery.LATER
 
     async def _send_case(self, chat_id: int, case: Case, text: str) -> Delivery:
         photos = case.photo_file_ids

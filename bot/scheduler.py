@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Settings
 from bot.notify import AlertService
 from storage.fsm import SQLiteStorage
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +34,36 @@ async def follow_up_alerts(alerts: AlertService) -> None:
     await alerts.escalate_due()
 
 
-def build_scheduler(settings: Settings, storage: SQLiteStorage, alerts: AlertService) -> AsyncIOScheduler:
+async def send_digests(services: Services) -> None:
+    await services.digests.run_due(services.clock())
+
+
+def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Services) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(
         follow_up_alerts,
         IntervalTrigger(seconds=20, timezone=settings.tz),
-        args=[alerts],
+        args=[services.alerts],
         id="follow_up_alerts",
+        coalesce=True,
+        max_instances=1,
+    )
+    hour, minute = (int(part) for part in settings.digest_time.split(":"))
+    scheduler.add_job(
+        send_digests,
+        CronTrigger(hour=hour, minute=minute, timezone=settings.tz),
+        args=[services],
+        id="daily_digests",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=3600,
+    )
+    # Idempotent: picks up a digest whose delivery a network failure interrupted.
+    scheduler.add_job(
+        send_digests,
+        IntervalTrigger(minutes=10, timezone=settings.tz),
+        args=[services],
+        id="digest_retries",
         coalesce=True,
         max_instances=1,
     )

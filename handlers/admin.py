@@ -16,6 +16,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.access import COMMITTEE, ORGANIZER, AccessService, NotAllowed
+from bot.config import LOCALES
 from bot.sites import SiteAdmin, parse_names
 from storage.roles import Role
 from storage.sites import SiteRepository
@@ -221,8 +222,9 @@ async def site_action(callback: CallbackQuery, callback_data: SiteCb, access: Ac
         site = await sites.get(site.id)
         callback_answer.text = _("Archived: it is no longer offered to miners.") if site.archived else _("Restored.")
     toggle = ("restore", _("♻️ Restore")) if site.archived else ("archive", _("🗄 Archive"))
+    names = "\n".join(html.escape(site.names[language]) for language in LOCALES)  # data, not UI text
     await callback.message.edit_text(
-        f"<b>{html.escape(site.names['kk'])}</b>\n{html.escape(site.names['ru'])}\n{html.escape(site.names['en'])}",
+        names,
         reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
             InlineKeyboardButton(text=_("✏️ Rename"), callback_data=SiteCb(action="rename", value=str(site.id)).pack()),
             InlineKeyboardButton(text=toggle[1], callback_data=SiteCb(action=toggle[0], value=str(site.id)).pack()),

@@ -4,6 +4,7 @@ and binding a Telegram group to the committee."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
@@ -18,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.access import AccessService, NotAllowed
 from bot.cases import FILTERS, NOTE_MAX, PAGE_SIZE, CaseService
 from bot.config import Settings
+from bot.digests import DigestService
 from bot.exports import PERIODS, ExportService
 from bot.hazards import CATEGORIES, STATUSES
 from bot.notify import CaseCb, case_keyboard, case_summary
@@ -174,6 +176,20 @@ async def _show_page(message: Message, cases: CaseService, sites: SiteRepository
         await message.edit_text(text, reply_markup=markup)
     else:
         await message.answer(text, reply_markup=markup)
+
+
+# --- the digest as it would be now ----------------------------------------------------------------
+
+@router.message(Command("digest"))
+async def preview_digest(message: Message, access: AccessService, digests: DigestService, clock: Callable,
+                         i18n: I18n) -> None:
+    mine = sorted(await access.committee_sites(message.from_user.id))
+    if not mine:
+        await message.answer(_members_only())
+        return
+    for site_id in mine:
+        for part in await digests.preview(site_id, i18n.current_locale, clock()):
+            await message.answer(part)
 
 
 # --- exports ----------------------------------------------------------------------------------

@@ -40,10 +40,23 @@ class RoleRepository:
         self._db = db
 
     async def grant(self, user_id: int, role: str, site_id: int | None, display_name: str, granted_at: str) -> None:
-        await self._db.execute(
-            "INSERT INTO roles (user_id, role, site_id, display_name, granted_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET display_name = excluded.display_name",
-            (user_id, role, site_id, display_name, granted_at),
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO roles (user_id, role, site_id, display_name, granted_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET display_name = excluded.display_name",
+                (user_id, role, site_id, display_name, granted_at),
+            )
+            if site_id is not None:
+                await self._start_digests_now(tx, site_id)
+
+    @staticmethod
+    async def _start_digests_now(tx: Database, site_id: int) -> None:
+        """A new committee's first digest starts from today, not from the mine's whole history
+        (older open cases still show among the overdue ones)."""
+        await tx.execute(
+            "INSERT OR IGNORE INTO digest_watermarks (site_id, last_report_id) "
+            "SELECT ?, coalesce(max(id), 0) FROM reports WHERE site_id = ?",
+            (site_id, site_id),
         )
 
     async def revoke(self, role_id: int) -> Role | None:
@@ -68,13 +81,6 @@ class RoleRepository:
             (site_id,),
         )
         return [(_role(row), row["language"]) for row in rows]
-
-    async def committee_sites(self) -> list[int]:
-        """Sites that have a committee: at least one member or one bound group."""
-        rows = await self._db.fetchall(
-            "SELECT site_id FROM roles WHERE role = 'committee' UNION SELECT site_id FROM committee_chats ORDER BY 1"
-        )
-        return [row[0] for row in rows]
 
     # --- invitations -----------------------------------------------------------------------
 
@@ -103,12 +109,14 @@ class RoleRepository:
     # --- committee groups ------------------------------------------------------------------
 
     async def bind_chat(self, chat_id: int, site_id: int, title: str, language: str, bound_by: int) -> None:
-        await self._db.execute(
-            "INSERT INTO committee_chats (chat_id, site_id, title, language, bound_by) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (chat_id) DO UPDATE SET site_id = excluded.site_id, title = excluded.title, "
-            "language = excluded.language, bound_by = excluded.bound_by",
-            (chat_id, site_id, title, language, bound_by),
-        )
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO committee_chats (chat_id, site_id, title, language, bound_by) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (chat_id) DO UPDATE SET site_id = excluded.site_id, title = excluded.title, "
+                "language = excluded.language, bound_by = excluded.bound_by",
+                (chat_id, site_id, title, language, bound_by),
+            )
+            await self._start_digests_now(tx, site_id)
 
     async def unbind_chat(self, chat_id: int) -> None:
         await self._db.execute("DELETE FROM committee_chats WHERE chat_id = ?", (chat_id,))

@@ -296,3 +296,51 @@ async def test_admin_adds_renames_and_archives_mines(tg: FakeTelegram, bot: InPr
     with sqlite3.connect(bot.settings.database_path) as connection:
         assert connection.execute("SELECT archived FROM sites WHERE id = 1").fetchone() == (0,)
     tg.assert_no_errors()
+
+
+async def test_daily_digest_through_the_real_bot(tg: FakeTelegram, bot: InProcessBot) -> None:
+    from datetime import UTC, datetime
+
+    admin, member, other, miner = await setup_committees(tg)
+    bot.services.reports._submissions.limit = 100  # noqa: SLF001
+    receipts = [await report(miner, "ru", location=None, description=f"Пыль на конвейере {i}: орошение не работает <b>&")
+                for i in range(2)]
+    member.skip_pending()
+    other.skip_pending()
+    await member.send("/digest")  # a preview moves nothing
+    preview = await member.collect()
+    assert all(r.case_code in "".join(m["text"] for m in preview) for r in receipts)
+
+    bot.clock.now = datetime(2026, 11, 24, 2, 59, tzinfo=UTC)  # 07:59 in Almaty: not yet
+    await bot.services.digests.run_due(bot.clock())
+    assert await member.collect(quiet=0.2) == []
+    bot.clock.now = datetime(2026, 11, 24, 3, 1, tzinfo=UTC)  # 08:01 in Almaty
+    await bot.services.digests.run_due(bot.clock())
+    digest = "".join(m["text"] for m in await member.collect())
+    assert all(r.case_code in digest for r in receipts) and "<b>&" in digest  # miners' text shown as text
+    other_digest = "".join(m.get("text") or "" for m in await other.collect())
+    assert other_digest and not any(r.case_code in other_digest for r in receipts)  # its own mine only
+
+    await bot.services.digests.run_due(bot.clock())  # again the same morning: nothing repeats
+    assert await member.collect(quiet=0.2) == []
+    bot.clock.advance(days=1)
+    await bot.services.digests.run_due(bot.clock())
+    next_day = "".join(m["text"] for m in await member.collect())
+    assert says({"text": next_day}, "ru", "No new reports since the last digest.")
+    assert not any(r.case_code in next_day.split(tr("ru", "Overdue cases: {count}").split("{")[0])[0] for r in receipts)
+    tg.assert_no_errors()
+
+
+def test_digest_job_fires_at_digest_time_in_almaty(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from bot.config import load_settings
+    from bot.scheduler import build_scheduler
+    from tests.conftest import TOKEN
+
+    settings = load_settings(bot_token=TOKEN, database_path=tmp_path / "x.sqlite3", _env_file=None)
+    scheduler = build_scheduler(settings, storage=None, services=SimpleNamespace(alerts=None))
+    trigger = scheduler.get_job("daily_digests").trigger
+    fire = trigger.get_next_fire_time(None, datetime(2026, 11, 23, 4, 0, tzinfo=UTC).astimezone(settings.tz))
+    assert fire.astimezone(UTC) == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 08:00 at UTC+5
