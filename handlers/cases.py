@@ -47,6 +47,12 @@ def _members_only() -> str:
     return _("This is for members of a union OSH committee.")
 
 
+def _refuse(callback_answer: CallbackAnswer, text: str) -> None:
+    """A refused button: an alert the user must dismiss, and nothing changed."""
+    callback_answer.text = text
+    callback_answer.show_alert = True
+
+
 @router.callback_query(CaseCb.filter(F.action == "status"))
 async def set_status(callback: CallbackQuery, callback_data: CaseCb, cases: CaseService,
                      callback_answer: CallbackAnswer) -> None:
@@ -54,8 +60,7 @@ async def set_status(callback: CallbackQuery, callback_data: CaseCb, cases: Case
         case = await cases.change_status(callback.from_user.id, display_name(callback.from_user),
                                          callback_data.report_id, callback_data.status)
     except (NotAllowed, ValueError):
-        callback_answer.text = _not_yours()
-        callback_answer.show_alert = True
+        _refuse(callback_answer, _not_yours())
         return
     callback_answer.text = str(STATUSES[case.status])
     await callback.message.answer(
@@ -72,8 +77,7 @@ async def ask_note(callback: CallbackQuery, callback_data: CaseCb, cases: CaseSe
     try:
         case, _timeline = await cases.view(callback.from_user.id, callback_data.report_id)
     except NotAllowed:
-        callback_answer.text = _not_yours()
-        callback_answer.show_alert = True
+        _refuse(callback_answer, _not_yours())
         return
     await state.set_state(CaseNote.text)
     await state.set_data({"report_id": case.id})
@@ -107,8 +111,7 @@ async def view_case(callback: CallbackQuery, callback_data: CaseCb, cases: CaseS
     try:
         case, timeline = await cases.view(callback.from_user.id, callback_data.report_id)
     except NotAllowed:
-        callback_answer.text = _not_yours()
-        callback_answer.show_alert = True
+        _refuse(callback_answer, _not_yours())
         return
     language = i18n.current_locale
     site = await sites.get(case.site_id)
@@ -215,8 +218,7 @@ async def export(callback: CallbackQuery, callback_data: ExportCb, exports: Expo
     try:
         result = await exports.export(callback.from_user.id, callback_data.days, i18n.current_locale, settings.tz)
     except NotAllowed:
-        callback_answer.text = _members_only()
-        callback_answer.show_alert = True
+        _refuse(callback_answer, _members_only())
         return
     stem = f"minevoice-cases-{callback_data.days}d"
     caption = _("Cases of the last {days} days: {count}. No reporter data exists to be exported.").format(

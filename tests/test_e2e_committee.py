@@ -20,12 +20,6 @@ MINER = 5_000_000_004
 
 
 @pytest.fixture
-async def tg():
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram, tmp_path: Path):
     process = InProcessBot(tg, tmp_path, admin_ids=str(ADMIN))
     await process.start()

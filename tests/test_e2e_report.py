@@ -14,12 +14,6 @@ from tests.flows import choose_language, data_starts, report, says, tap
 
 
 @pytest.fixture
-async def tg():
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(tg: FakeTelegram, tmp_path: Path):
     process = BotProcess(tg, tmp_path)
     await process.start()
