@@ -295,7 +295,7 @@ async def test_long_digest_is_split_between_entries_into_valid_parts(bed: Bed) -
     assert all(seen[code] == 1 for code in codes)
     from tests.e2e_support import tr
 
-    continuation = tr("ru", "{site}, {day}: part {part} of {total}").split("{site}")[1].split("{part}")[0]
+    continuation = tr("ru", "{site}, {day}: part {part} of {total}").split("{day}")[1].split("{part}")[0]
     assert continuation and continuation in parts[1] and parts[0].startswith("<b>")
 
 
