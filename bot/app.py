@@ -157,13 +157,18 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
     return App(settings, db, storage, i18n, bot, services, build_dispatcher(services, storage, i18n))
 
 
+async def catch_up(app: App) -> None:
+    """What start-up owes: command menus, alerts that never went out, a digest missed while down."""
+    await register_commands(app.bot, app.i18n)
+    await app.services.alerts.resume()
+    await app.services.digests.run_due(app.services.clock())
+
+
 async def run_polling(settings: Settings) -> None:
     app = await open_app(settings)
     scheduler = build_scheduler(settings, app.storage, app.services)
     try:
-        await register_commands(app.bot, app.i18n)
-        await app.services.alerts.resume()
-        await app.services.digests.run_due(app.services.clock())  # a digest missed while the bot was down
+        await catch_up(app)
         scheduler.start()
         await app.dispatcher.start_polling(
             app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=True

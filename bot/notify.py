@@ -7,6 +7,7 @@ import asyncio
 import enum
 import html
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,7 @@ from storage.roles import RoleRepository
 from storage.sites import SiteRepository
 
 log = logging.getLogger(__name__)
+_CASE_CODE_IN_TEXT = re.compile(r"<code>(MV-[0-9A-Z]{5})</code>")
 
 
 class Delivery(enum.Enum):
@@ -117,13 +119,23 @@ class CommitteeNotifier:
                     chat, m, reply_markup=case_keyboard(case.id)))
 
     async def send_digest_part(self, chat_id: int, text: str | None = None, photo_png: bytes | None = None) -> bool:
-        """For DigestService: False only when worth retrying later."""
+        """For DigestService: False only when worth retrying later. A part listing cases gets a
+        button per case, which opens it with the case buttons."""
         if photo_png is not None:
             photo = BufferedInputFile(photo_png, filename="digest.png")
             result = await self.deliver(chat_id, lambda chat: self._bot.send_photo(chat, photo))
         else:
-            result = await self.deliver(chat_id, lambda chat: self._bot.send_message(chat, text))
+            markup = await self._case_buttons(_CASE_CODE_IN_TEXT.findall(text))
+            result = await self.deliver(chat_id, lambda chat: self._bot.send_message(chat, text, reply_markup=markup))
         return result is not Delivery.LATER
+
+    async def _case_buttons(self, case_codes: list[str]) -> InlineKeyboardMarkup | None:
+        ids = await self._reports.ids_by_case_code(list(dict.fromkeys(case_codes)))
+        buttons = [InlineKeyboardButton(text=f"📋 {code}", callback_data=CaseCb(action="view", report_id=ids[code]).pack())
+                   for code in dict.fromkeys(case_codes) if code in ids]
+        if not buttons:
+            return None
+        return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 3] for i in range(0, min(len(buttons), 99), 3)])
 
     async def _send_case(self, chat_id: int, case: Case, text: str) -> Delivery:
         photos = case.photo_file_ids

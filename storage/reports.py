@@ -115,6 +115,13 @@ class ReportRepository:
         return [ReportEvent(row["status"], row["at_hour"], row["note"], row["kind"], row["actor_name"], row["at"])
                 for row in rows]
 
+    async def ids_by_case_code(self, case_codes: list[str]) -> dict[str, int]:
+        if not case_codes:
+            return {}
+        rows = await self._db.fetchall(
+            f"SELECT case_code, id FROM reports WHERE case_code IN ({','.join('?' * len(case_codes))})", case_codes)
+        return {row[0]: row[1] for row in rows}
+
     async def case(self, report_id: int) -> Case | None:
         row = await self._db.fetchone(
             "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "

@@ -115,12 +115,15 @@ class InProcessBot:
         self._polling: asyncio.Task | None = None
 
     async def start(self) -> None:
-        from bot.app import open_app
-        from bot.commands import register_commands
+        """Like `run_polling`: open, catch up (an exception here is a crash at start-up), poll."""
+        from bot.app import catch_up, open_app
 
         self.app = await open_app(self.settings, clock=self.clock)
-        await register_commands(self.app.bot, self.app.i18n)
-        await self.app.services.alerts.resume()
+        try:
+            await catch_up(self.app)
+        except BaseException:
+            await self._release()
+            raise
         polls_before = len(self.tg.calls_to("getUpdates"))
         self._polling = asyncio.create_task(self.app.dispatcher.start_polling(self.app.bot, handle_signals=False))
         while len(self.tg.calls_to("getUpdates")) <= polls_before:
@@ -129,7 +132,10 @@ class InProcessBot:
     async def stop(self) -> None:
         await self.app.dispatcher.stop_polling()
         await self._polling
-        # aiogram's routers are module-level and attach to one dispatcher for life; the next test
+        await self._release()
+
+    async def _release(self) -> None:
+        # aiogram's routers are module-level and attach to one dispatcher for life; the next start
         # builds a new dispatcher in this same process, so let them go.
         for router in self.app.dispatcher.sub_routers:
             router._parent_router = None  # noqa: SLF001

@@ -78,6 +78,9 @@ async def test_every_privileged_action_is_refused_to_others(tg: FakeTelegram, bo
         "/roles": "Only the bot's administrators can do this.",
         "/cases": "This is for members of a union OSH committee.",
         "/groupcode": "This is for members of a union OSH committee.",
+        "/digest": "This is for members of a union OSH committee.",
+        "/export": "This is for members of a union OSH committee.",
+        "/sites": "Only the bot's administrators can do this.",
     }
     for command, msgid in refusals.items():
         await miner.send(command)
@@ -338,3 +341,43 @@ def test_digest_job_fires_at_digest_time_in_almaty(tmp_path: Path) -> None:
     trigger = scheduler.get_job("daily_digests").trigger
     fire = trigger.get_next_fire_time(None, datetime(2026, 11, 23, 4, 0, tzinfo=UTC).astimezone(settings.tz))
     assert fire.astimezone(UTC) == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 08:00 at UTC+5
+
+
+async def test_missed_digest_is_sent_at_start_up_and_a_crash_mid_send_resumes(tg: FakeTelegram, bot: InProcessBot) -> None:
+    from datetime import UTC, datetime
+
+    admin, member, other, miner = await setup_committees(tg)
+    second = tg.user(5_000_000_009, "Erlan", language_code="ru")
+    await choose_language(second, "ru")
+    await join(second, await invite(admin, "committee kostenko"))
+    bot.services.reports._submissions.limit = 100  # noqa: SLF001
+    receipts = [await report(miner, "ru", location=None, description=f"Завал на сопряжении {i}, крепь не восстановлена")
+                for i in range(3)]
+    for user in (member, second):
+        user.skip_pending()
+
+    # Down over three mornings: at start-up one digest covers everything since the last one.
+    await bot.stop()
+    bot.clock.now = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)  # 09:00 in Almaty, three days on
+    # The crash: the second member's chat fails with a server error in the middle of sending.
+    tg.inject_error(chat_id=second.id, method="sendMessage", error_code=500, description="Internal Server Error")
+    with pytest.raises(Exception):
+        await bot.start()
+    bot.clock.advance(minutes=10)
+    await bot.start()  # restart: delivery resumes where it stopped
+
+    for user in (member, second):
+        digests = [m for m in user.bot_messages() if any(r.case_code in (m.get("text") or "") for r in receipts)]
+        text = "".join(m["text"] for m in digests)
+        for receipt in receipts:
+            assert text.count(receipt.case_code) >= 1
+        part_ids = [m["text"] for m in digests]
+        assert len(part_ids) == len(set(part_ids)), "a digest part arrived twice"
+    # Each digest part lists its cases as buttons that open them.
+    digest_message = next(m for m in member.bot_messages() if receipts[0].case_code in (m.get("text") or ""))
+    await tap(member, lambda b: b["text"] == f"📋 {receipts[0].case_code}", message=digest_message)
+    assert receipts[0].case_code in (await member.next_message())["text"]
+    with sqlite3.connect(bot.settings.database_path) as connection:
+        assert connection.execute("SELECT count(*) FROM digests WHERE state = 'delivered'").fetchone()[0] >= 1
+        assert connection.execute("SELECT last_digest_on FROM digest_watermarks WHERE site_id = "
+                                  "(SELECT id FROM sites WHERE code = 'kostenko')").fetchone() == ("2026-11-26",)

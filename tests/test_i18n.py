@@ -77,7 +77,8 @@ def _literal_texts(tree: ast.AST):
             # Text with letters in it is language; arrows and other symbols alone are not.
             if isinstance(value, ast.Constant) and isinstance(value.value, str) and any(ch.isalpha() for ch in value.value):
                 yield node.lineno, value.value
-            if isinstance(value, ast.JoinedStr):
+            if isinstance(value, ast.JoinedStr) and any(
+                    isinstance(part, ast.Constant) and any(ch.isalpha() for ch in str(part.value)) for part in value.values):
                 yield node.lineno, ast.unparse(value)
 
 
