@@ -1,0 +1,11 @@
+"""`make bench`: every benchmark, one after the other."""
+
+import asyncio
+import sys
+
+from benchmarks import digest_build, report_flow
+
+if __name__ == "__main__":
+    sys.argv = sys.argv[:1]
+    asyncio.run(report_flow.main())
+    digest_build.main()
