@@ -4,7 +4,6 @@ checks on it. Nothing here ever receives who the reporter is, except the in-memo
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from bot.receipts import hash_receipt_async, new_case_code, new_receipt, normali
 from storage.db import Database
 from storage.reports import NewReport, ReportEvent, ReportRepository, StoredReport
 
-log = logging.getLogger(__name__)
 
 DESCRIPTION_MIN = 10
 DESCRIPTION_MAX = 1500
@@ -157,9 +155,10 @@ class ReportService:
         async with self._db.transaction():
             await self._reports.add(report)
             await forget_draft()
-        # The transaction above deleted the draft, so this also truncates the WAL.
+        # Durable on disk before the miner is told; the draft's deletion also truncates the WAL.
         await self._db.checkpoint()
-        log.info("Report %s received (%s, %s)", case_code, draft.category, draft.severity)
+        # Deliberately not logged: a log line carries the second it was written, which would undo
+        # rounding the report's time down to the hour.
         return Submitted(case_code, receipt)
 
     async def status(self, user_id: int, case_code_text: str, receipt_text: str) -> StatusAnswer:
