@@ -66,9 +66,17 @@ def scan(bot: BotProcess, tmp_path: Path, label: str) -> None:
 
 async def test_nothing_identifies_reporters(tmp_path: Path) -> None:
     async with FakeTelegram() as tg:
-        bot = BotProcess(tg, tmp_path / "bot")
+        bot = BotProcess(tg, tmp_path / "bot", ADMIN_IDS="4000000001")
         bot.workdir.mkdir()
         await bot.start()
+        # A committee at the mine, so that alerts go out and reporters can write to it.
+        admin, member = tg.user(4_000_000_001, "Admin"), tg.user(4_000_000_002, "Member")
+        for user in (admin, member):
+            await choose_language(user, "ru")
+        await admin.send("/invite committee kostenko")
+        code = (await admin.next_message())["text"].split("/join ")[1].split()[0]
+        await member.send(f"/join {code}")
+        await member.next_message()
         receipts = []
         for index, (user_id, first, last, username, language) in enumerate(MINERS):
             miner = tg.user(user_id, first, last_name=last, username=username, language_code=language)
@@ -86,17 +94,29 @@ async def test_nothing_identifies_reporters(tmp_path: Path) -> None:
             await tap(miner, data_starts("rp:site:"))
             await miner.send("/cancel")
             await miner.next_message()
-            # And a status check with the receipt.
+            # A status check with the receipt, and a message to the committee.
             await miner.send(f"/status {receipts[-1].case_code} {receipts[-1].receipt}")
-            assert receipts[-1].case_code in (await miner.next_message())["text"]
+            card = await miner.next_message()
+            assert receipts[-1].case_code in card["text"]
+            await tap(miner, data_starts("rw:"), message=card)
+            await miner.next_message()
+            await miner.send(f"Дополнение {index}: мастер знает, датчик заклеен")
+            await miner.next_message()
 
         with sqlite3.connect(bot.database_path) as connection:
             assert connection.execute("SELECT count(*) FROM reports").fetchone()[0] == len(MINERS)
-            assert connection.execute("SELECT count(*) FROM users").fetchone()[0] == len(MINERS)
+            assert connection.execute("SELECT count(*) FROM users").fetchone()[0] == len(MINERS) + 2
+            assert connection.execute("SELECT count(*) FROM report_events WHERE kind = 'reporter_message'").fetchone()[0] == len(MINERS)
             assert connection.execute("SELECT count(*) FROM fsm_states").fetchone()[0] == 0
             stored_receipts = [row[0] for row in connection.execute("SELECT receipt_hash FROM reports")]
         assert not any(r.receipt in h or r.receipt.replace("-", "") in h for r in receipts for h in stored_receipts)
 
+        told = "".join(m.get("text") or "" for m in member.bot_messages())
+        assert all(r.case_code in told for r in receipts)  # alerts (for danger) and the reporters' messages arrived
+        sent_to_committee = told + str([call.params for call in tg.calls if call.chat_id == member.id])
+        for user_id, first, last, username, _ in MINERS:
+            for needle in identifiers(user_id, first, last, username):
+                assert needle.decode() not in sent_to_committee, f"{needle!r} reached the committee"
         scan(bot, tmp_path, "while running")
         assert await bot.stop() == 0
         scan(bot, tmp_path, "after shutdown")
