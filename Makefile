@@ -8,8 +8,10 @@ MO     := $(PO:.po=.mo)
 
 .PHONY: run test i18n translations bench clean
 
+# Exit status 2 means a setting is missing or wrong: the bot has already said what to do,
+# so make adds no "Error 2" line after that advice.
 run: $(STAMP) translations
-	$(BIN)/python -m bot
+	@$(BIN)/python -m bot; status=$$?; [ $$status -eq 2 ] || exit $$status
 
 test: $(STAMP) translations
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
