@@ -12,6 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
@@ -158,10 +159,16 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
 
 
 async def catch_up(app: App) -> None:
-    """What start-up owes: command menus, alerts that never went out, a digest missed while down."""
-    await register_commands(app.bot, app.i18n)
-    await app.services.alerts.resume()
-    await app.services.digests.run_due(app.services.clock())
+    """What start-up owes: command menus, alerts that never went out, a digest missed while down.
+    None of it may keep the bot from serving miners: a failure is logged and retried by the scheduler."""
+    for step in (lambda: register_commands(app.bot, app.i18n), app.services.alerts.resume,
+                 lambda: app.services.digests.run_due(app.services.clock())):
+        try:
+            await step()
+        except TelegramUnauthorizedError:
+            raise
+        except Exception:
+            log.exception("A start-up step failed; the bot starts anyway and retries it on schedule")
 
 
 async def run_polling(settings: Settings) -> None:

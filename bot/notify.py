@@ -18,6 +18,7 @@ from aiogram.exceptions import (
     TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
+    TelegramServerError,
 )
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
@@ -162,7 +163,7 @@ class CommitteeNotifier:
             except (TelegramForbiddenError, TelegramBadRequest) as error:
                 log.warning("Committee chat unreachable: %s", error.message)
                 return Delivery.GONE
-            except TelegramNetworkError:
+            except (TelegramNetworkError, TelegramServerError):
                 await asyncio.sleep(2**attempt)
         return Delivery.LATER
 

@@ -362,10 +362,28 @@ async def test_missed_digest_is_sent_at_start_up_and_a_crash_mid_send_resumes(tg
     # Down over three mornings: at start-up one digest covers everything since the last one.
     await bot.stop()
     bot.clock.now = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)  # 09:00 in Almaty, three days on
-    # The crash: the second member's chat fails with a server error in the middle of sending.
-    tg.inject_error(chat_id=second.id, method="sendMessage", error_code=500, description="Internal Server Error")
-    with pytest.raises(Exception):
-        await bot.start()
+    # It comes back up and catches up, and dies in the middle of sending: after the second
+    # member's first part went out and before the delivery was recorded.
+    from bot.notify import CommitteeNotifier
+
+    class Crash(BaseException):
+        """A process death: nothing catches it."""
+
+    real_send = CommitteeNotifier.send_digest_part
+
+    async def dying_send(self, chat_id, text=None, photo_png=None):
+        delivered = await real_send(self, chat_id, text=text, photo_png=photo_png)
+        if chat_id == second.id:
+            raise Crash
+        return delivered
+
+    CommitteeNotifier.send_digest_part = dying_send
+    try:
+        with pytest.raises(Crash):
+            await bot.start()
+    finally:
+        CommitteeNotifier.send_digest_part = real_send
+    assert len(member.bot_messages()) > 0 and len(second.bot_messages()) >= 1
     bot.clock.advance(minutes=10)
     await bot.start()  # restart: delivery resumes where it stopped
 
@@ -375,7 +393,9 @@ async def test_missed_digest_is_sent_at_start_up_and_a_crash_mid_send_resumes(tg
         for receipt in receipts:
             assert text.count(receipt.case_code) >= 1
         part_ids = [m["text"] for m in digests]
-        assert len(part_ids) == len(set(part_ids)), "a digest part arrived twice"
+        repeats = len(part_ids) - len(set(part_ids))
+        # At most the one message in flight at the crash arrives twice.
+        assert repeats == (1 if user is second else 0), (user.first_name, repeats)
     # Each digest part lists its cases as buttons that open them.
     digest_message = next(m for m in member.bot_messages() if receipts[0].case_code in (m.get("text") or ""))
     await tap(member, lambda b: b["text"] == f"📋 {receipts[0].case_code}", message=digest_message)
