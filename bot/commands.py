@@ -15,6 +15,7 @@ def commands() -> list[BotCommand]:
         BotCommand(command="report", description=_("Report a hazard anonymously")),
         BotCommand(command="status", description=_("Check a report you sent")),
         BotCommand(command="privacy", description=_("What is stored and who sees what")),
+        BotCommand(command="profile", description=_("My mine, language and announcements")),
         BotCommand(command="language", description=_("Change the language")),
         BotCommand(command="help", description=_("What the bot can do")),
         BotCommand(command="cancel", description=_("Stop what you are doing")),

@@ -23,6 +23,7 @@ async def start(message: Message, users: UserRepository, i18n: I18n) -> None:
         text, markup = language_picker(i18n)
         await message.answer(text, reply_markup=markup)
         return
+    await users.reachable_again(message.from_user.id)
     await message.answer(welcome_text(), reply_markup=main_menu())
 
 
@@ -35,6 +36,7 @@ async def help_(message: Message) -> None:
             "/report — report a hazard anonymously (also the ⚠️ button below)\n"
             "/status — check your report with its case code and secret receipt\n"
             "/privacy — what is stored and who can see what\n"
+            "/profile — your mine, language and union announcements (/stop, /subscribe)\n"
             "/language — change the language\n"
             "/cancel — stop what you are doing\n\n"
             "If life is in danger right now, leave the danger zone and warn the mine dispatcher first."
@@ -50,6 +52,7 @@ async def privacy(message: Message) -> None:
             "<b>What is stored</b>\n"
             "• Your Telegram account number and your language, so that the bot can answer you. "
             "They are kept apart from reports and never linked to them.\n"
+            "• If you choose it in /profile: your mine, only to send you its union announcements.\n"
             "• Each report: mine, type of hazard, urgency, place, description, photos, the hour it arrived "
             "(not the minute), its case code and a scrambled copy of your receipt.\n\n"
             "<b>What is never stored</b>\n"

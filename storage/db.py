@@ -83,6 +83,14 @@ class Database:
             await cursor.close()
             return rowid
 
+    async def execute_count(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns how many rows it changed."""
+        async with self._statement():
+            cursor = await self._conn.execute(sql, tuple(params))
+            changed = cursor.rowcount
+            await cursor.close()
+            return changed
+
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         async with self.transaction():
             await self._conn.executemany(sql, [tuple(row) for row in rows])

@@ -63,7 +63,7 @@ async def test_whole_flow_in_each_language(tg: FakeTelegram, bot: BotProcess, la
 async def test_command_menus_per_language(tg: FakeTelegram, bot: BotProcess) -> None:
     for language in ("kk", "ru", "en"):
         menu = tg.commands(language_code=language)
-        assert [c["command"] for c in menu] == ["report", "status", "privacy", "language", "help", "cancel"]
+        assert [c["command"] for c in menu] == ["report", "status", "privacy", "profile", "language", "help", "cancel"]
         assert menu[0]["description"] == tr(language, "Report a hazard anonymously")
     assert tg.commands()[0]["description"] == tr("ru", "Report a hazard anonymously")
 
