@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.access import AccessService
 from bot.cases import CaseService
-from bot.commands import register_commands
+from bot.commands import CommandMenus, register_commands
 from bot.config import Settings
 from bot.digests import DigestService
 from bot.exports import ExportService
@@ -97,6 +97,7 @@ class Services:
     exports: ExportService
     site_admin: SiteAdmin
     digests: DigestService
+    menus: CommandMenus
     clock: Callable[[], datetime]
 
 
@@ -107,9 +108,10 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
     roles = RoleRepository(db)
     access = AccessService(roles, settings.admin_ids)
     notifier = CommitteeNotifier(bot, roles, sites, report_repository, i18n, settings.admin_ids, settings.default_locale)
+    users = UserRepository(db)
     return Services(
         settings=settings,
-        users=UserRepository(db),
+        users=users,
         sites=sites,
         reports=ReportService(db, report_repository, reports_per_hour=settings.reports_per_hour, clock=clock),
         access=access,
@@ -119,6 +121,7 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
         exports=ExportService(report_repository, sites, access),
         site_admin=SiteAdmin(sites, access),
         digests=DigestService.from_settings(db, i18n, notifier.send_digest_part, settings, sites),
+        menus=CommandMenus(bot, i18n, access, users),
         clock=clock,
     )
 
@@ -162,6 +165,7 @@ async def catch_up(app: App) -> None:
     """What start-up owes: command menus, alerts that never went out, a digest missed while down.
     None of it may keep the bot from serving miners: a failure is logged and retried by the scheduler."""
     for step in (lambda: register_commands(app.bot, app.i18n), app.services.alerts.resume,
+                 lambda: _refresh_admin_menus(app),
                  lambda: app.services.digests.run_due(app.services.clock())):
         try:
             await step()
@@ -169,6 +173,11 @@ async def catch_up(app: App) -> None:
             raise
         except Exception:
             log.exception("A start-up step failed; the bot starts anyway and retries it on schedule")
+
+
+async def _refresh_admin_menus(app: App) -> None:
+    for admin_id in app.settings.admin_ids:
+        await app.services.menus.refresh(admin_id)
 
 
 async def run_polling(settings: Settings) -> None:

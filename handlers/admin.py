@@ -16,6 +16,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.access import COMMITTEE, ORGANIZER, AccessService, NotAllowed
+from bot.commands import CommandMenus
 from bot.config import LOCALES
 from bot.sites import SiteAdmin, parse_names
 from storage.roles import Role
@@ -103,7 +104,7 @@ def _invite_text(what: str, code: str) -> str:
 
 @router.message(Command("join"))
 async def join(message: Message, command: CommandObject, access: AccessService, sites: SiteRepository,
-               i18n: I18n) -> None:
+               menus: CommandMenus, i18n: I18n) -> None:
     user = message.from_user
     wait = access.wait_before_joining(user.id)
     if wait:
@@ -115,6 +116,7 @@ async def join(message: Message, command: CommandObject, access: AccessService, 
         await message.answer(_("This code does not work: it may be mistyped, already used or expired. "
                                "Ask the administrator for a new one."))
         return
+    await menus.refresh(user.id)
     if joined.role == ORGANIZER:
         await message.answer(_("You are now an organizer: you can send announcements and run surveys."))
         return
@@ -146,12 +148,14 @@ async def list_roles(message: Message, access: AccessService, sites: SiteReposit
 
 @router.callback_query(RoleCb.filter())
 async def revoke_role(callback: CallbackQuery, callback_data: RoleCb, access: AccessService, sites: SiteRepository,
-                      i18n: I18n, callback_answer: CallbackAnswer) -> None:
+                      menus: CommandMenus, i18n: I18n, callback_answer: CallbackAnswer) -> None:
     try:
         revoked = await access.revoke(callback.from_user.id, callback_data.role_id)
     except NotAllowed:
         callback_answer.text = _admins_only()
         return
+    if revoked:
+        await menus.refresh(revoked.user_id)
     callback_answer.text = _("Role removed.") if revoked else _("That role was already removed.")
     await _show_roles(callback.message, access, sites, i18n.current_locale, edit=True, admin_id=callback.from_user.id)
 

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.commands import CommandMenus
 from bot.config import LOCALES
 from handlers.keyboards import main_menu
 from storage.users import UserRepository
@@ -39,9 +40,12 @@ async def ask_language(message: Message, i18n: I18n) -> None:
 
 
 @router.callback_query(LanguageCb.filter(F.code.in_(LOCALES)))
-async def chose_language(callback: CallbackQuery, callback_data: LanguageCb, users: UserRepository, i18n: I18n) -> None:
+async def chose_language(callback: CallbackQuery, callback_data: LanguageCb, users: UserRepository,
+                         menus: CommandMenus, i18n: I18n) -> None:
     first_time = await users.language_of(callback.from_user.id) is None
     await users.set_language(callback.from_user.id, callback_data.code)
+    if not first_time:
+        await menus.refresh(callback.from_user.id)  # members' and admins' menus follow their language
     with i18n.use_locale(callback_data.code):
         await callback.message.edit_text(_("Language: English"))
         if first_time:

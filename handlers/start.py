@@ -9,6 +9,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.access import AccessService
 from handlers.keyboards import HELP_BUTTON, main_menu
 from handlers.language import language_picker, welcome_text
 from storage.users import UserRepository
@@ -29,20 +30,30 @@ async def start(message: Message, users: UserRepository, i18n: I18n) -> None:
 
 @router.message(Command("help"))
 @router.message(F.text == HELP_BUTTON)
-async def help_(message: Message) -> None:
-    await message.answer(
-        _(
-            "<b>What I can do</b>\n\n"
-            "/report — report a hazard anonymously (also the ⚠️ button below)\n"
-            "/status — check your report with its case code and secret receipt\n"
-            "/privacy — what is stored and who can see what\n"
-            "/profile — your mine, language and union announcements (/stop, /subscribe)\n"
-            "/language — change the language\n"
-            "/cancel — stop what you are doing\n\n"
-            "If life is in danger right now, leave the danger zone and warn the mine dispatcher first."
-        ),
-        reply_markup=main_menu(),
-    )
+async def help_(message: Message, access: AccessService) -> None:
+    sections = [_(
+        "<b>What I can do</b>\n\n"
+        "/report — report a hazard anonymously (also the ⚠️ button below)\n"
+        "/status — check your report with its case code and secret receipt\n"
+        "/privacy — what is stored and who can see what\n"
+        "/profile — your mine, language and union announcements (/stop, /subscribe)\n"
+        "/language — change the language\n"
+        "/cancel — stop what you are doing\n\n"
+        "If life is in danger right now, leave the danger zone and warn the mine dispatcher first."
+    )]
+    if await access.committee_sites(message.from_user.id):
+        sections.append(_(
+            "<b>For the OSH committee</b>\n"
+            "/cases — your mine's cases · /digest — the digest as it would be now · "
+            "/export — cases as a spreadsheet · /groupcode — connect the committee's group · /me — your roles"
+        ))
+    if access.is_admin(message.from_user.id):
+        sections.append(_(
+            "<b>For administrators</b>\n"
+            "/invite — invite a committee member or organizer · /roles — who has which role · "
+            "/sites — mines and enterprises"
+        ))
+    await message.answer("\n\n".join(sections), reply_markup=main_menu())
 
 
 @router.message(Command("privacy"))

@@ -404,3 +404,27 @@ async def test_missed_digest_is_sent_at_start_up_and_a_crash_mid_send_resumes(tg
         assert connection.execute("SELECT count(*) FROM digests WHERE state = 'delivered'").fetchone()[0] >= 1
         assert connection.execute("SELECT last_digest_on FROM digest_watermarks WHERE site_id = "
                                   "(SELECT id FROM sites WHERE code = 'kostenko')").fetchone() == ("2026-11-26",)
+
+
+async def test_members_and_admins_get_their_commands_in_their_language(tg: FakeTelegram, bot: InProcessBot) -> None:
+    admin, member, other, miner = await setup_committees(tg)
+    member_menu = [c["command"] for c in tg.commands(scope={"type": "chat", "chat_id": MEMBER}) or []]
+    assert {"cases", "digest", "export", "groupcode", "me"} <= set(member_menu) and "invite" not in member_menu
+    assert tg.commands(scope={"type": "chat", "chat_id": MINER}) is None  # miners keep the plain menu
+    await member.send("/help")
+    assert "/groupcode" in (await member.next_message())["text"]
+    await miner.send("/help")
+    assert "/groupcode" not in (await miner.next_message())["text"]
+    await admin.send("/help")
+    assert "/invite" in (await admin.next_message())["text"]
+    await other.send("/language")
+    await other.next_message()
+    await tap(other, data_starts("lang:kk"))
+    other_menu = tg.commands(scope={"type": "chat", "chat_id": OTHER_MEMBER})
+    assert other_menu[0]["description"] == tr("kk", "Report a hazard anonymously")
+    # Revoking the role takes the extra commands away again.
+    await admin.send("/roles")
+    listing = await admin.next_message()
+    await tap(admin, lambda b: "Bolat" in b["text"], message=listing)
+    assert not tg.commands(scope={"type": "chat", "chat_id": MEMBER})
+    tg.assert_no_errors()
