@@ -19,7 +19,7 @@ DESCRIPTION_MIN = 10
 DESCRIPTION_MAX = 1500
 LOCATION_MAX = 200
 PHOTOS_MAX = 5
-STATUS_ATTEMPTS_PER_USER = 5
+STATUS_FAILURES_PER_USER = 5
 STATUS_WINDOW = 15 * 60
 STATUS_FAILURES_GLOBAL_PER_MINUTE = 120
 
@@ -120,7 +120,7 @@ class ReportService:
         self._reports = reports
         self._clock = clock
         self._submissions = SlidingWindowLimit(reports_per_hour, 3600)
-        self._status_attempts = SlidingWindowLimit(STATUS_ATTEMPTS_PER_USER, STATUS_WINDOW)
+        self._status_attempts = SlidingWindowLimit(STATUS_FAILURES_PER_USER, STATUS_WINDOW)
         self._status_failures = SlidingWindowLimit(STATUS_FAILURES_GLOBAL_PER_MINUTE, 60)
 
     def wait_before_next_report(self, user_id: int) -> float:
@@ -168,9 +168,10 @@ class ReportService:
         case_code, receipt = normalize_case_code(case_code_text), normalize_receipt(receipt_text)
         if case_code is None or receipt is None:
             return StatusAnswer(StatusOutcome.MALFORMED)
-        self._status_attempts.record(user_id)
         report = await self._reports.by_case_code(case_code)
         if not await receipt_matches_async(receipt, report.receipt_hash if report else None):
+            # Only failures count: a reporter may check and write back as often as they like.
+            self._status_attempts.record(user_id)
             self._status_failures.record("all")
             return StatusAnswer(StatusOutcome.WRONG)
         timeline = await self._reports.timeline(report.id)
