@@ -1,4 +1,4 @@
-"""Campaign announcements: every subscriber gets the message exactly once, at Telegram's pace.
+"""Campaign announcements: every subscriber gets the message once, at Telegram's pace.
 
 The outbox (storage/campaigns.py) is the truth: a row is marked 'sending' before its message goes
 out and gets its outcome afterwards, so a crash repeats at most the rows that were in flight.
@@ -95,9 +95,11 @@ class TokenBucket:
         self.limit = max(1, limit if limit is not None else math.floor(rate_per_second * window + 1e-9))
         self._clock = clock
         self._sleep = sleep
-        self._tokens = float(self.burst)
-        self._updated: float | None = None
         self._wanted = min(float(self.burst), max(1.0, self.rate * granularity))
+        # Starting with one batch, not a full bucket: a burst at the start would come back as a
+        # gap (and a burst after it) every second, as the window slides over it.
+        self._tokens = self._wanted
+        self._updated: float | None = None
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
 

@@ -174,9 +174,9 @@ class CampaignRepository:
 
     async def schedule(self, campaign_id: int) -> bool:
         """A draft with a send time waits for it ('scheduled')."""
-        return await self._changes(
+        return await self._db.execute_count(
             "UPDATE campaigns SET state = 'scheduled' WHERE id = ? AND state = 'draft' AND send_at IS NOT NULL",
-            (campaign_id,))
+            (campaign_id,)) > 0
 
     async def due(self, now: datetime) -> list[int]:
         rows = await self._db.fetchall(
@@ -195,11 +195,10 @@ class CampaignRepository:
             if row is None or row["state"] not in ("draft", "scheduled"):
                 return None
             where, params = Audience.from_json(row["audience"]).where()
-            await tx.execute(
+            total = await tx.execute_count(
                 "INSERT INTO campaign_outbox (campaign_id, chat_id, language) "
                 f"SELECT ?, user_id, language FROM users WHERE {where}",
                 [campaign_id, *params])
-            total = int((await tx.fetchone("SELECT changes()"))[0])
             await tx.execute("UPDATE campaigns SET state = 'sending', total = ?, pause_reason = NULL WHERE id = ?",
                              (total, campaign_id))
             return total
@@ -279,10 +278,9 @@ class CampaignRepository:
         may have reached Telegram: that is the window for duplicates); leftovers of finished or
         cancelled campaigns are deleted. Returns how many rows were re-queued."""
         async with self._db.transaction() as tx:
-            await tx.execute(
+            requeued = await tx.execute_count(
                 "UPDATE campaign_outbox SET state = 'queued' WHERE campaign_id IN "
                 "(SELECT id FROM campaigns WHERE state IN ('sending', 'paused')) AND state = 'sending'")
-            requeued = int((await tx.fetchone("SELECT changes()"))[0])
             await tx.execute(
                 "DELETE FROM campaign_outbox WHERE campaign_id IN "
                 "(SELECT id FROM campaigns WHERE state IN ('done', 'cancelled', 'draft', 'scheduled'))")
@@ -291,21 +289,21 @@ class CampaignRepository:
     # --- the organizer's controls ------------------------------------------------------------
 
     async def pause(self, campaign_id: int, reason: str) -> bool:
-        return await self._changes(
+        return await self._db.execute_count(
             "UPDATE campaigns SET state = 'paused', pause_reason = ? WHERE id = ? AND state = 'sending'",
-            (reason, campaign_id))
+            (reason, campaign_id)) > 0
 
     async def resume(self, campaign_id: int) -> bool:
-        return await self._changes(
+        return await self._db.execute_count(
             "UPDATE campaigns SET state = 'sending', pause_reason = NULL WHERE id = ? AND state = 'paused'",
-            (campaign_id,))
+            (campaign_id,)) > 0
 
     async def cancel(self, campaign_id: int) -> bool:
         """Queued rows are dropped; rows in flight get their outcome counted, then go too."""
         async with self._db.transaction() as tx:
-            changed = await self._changes(
+            changed = await tx.execute_count(
                 "UPDATE campaigns SET state = 'cancelled' WHERE id = ? "
-                "AND state IN ('draft', 'scheduled', 'sending', 'paused')", (campaign_id,), tx)
+                "AND state IN ('draft', 'scheduled', 'sending', 'paused')", (campaign_id,)) > 0
             if changed:
                 await tx.execute("DELETE FROM campaign_outbox WHERE campaign_id = ? AND state != 'sending'",
                                  (campaign_id,))
@@ -316,8 +314,8 @@ class CampaignRepository:
         async with self._db.transaction() as tx:
             if await self.remaining(campaign_id):
                 return False
-            if not await self._changes("UPDATE campaigns SET state = 'done' WHERE id = ? AND state = 'sending'",
-                                       (campaign_id,), tx):
+            if not await tx.execute_count("UPDATE campaigns SET state = 'done' WHERE id = ? AND state = 'sending'",
+                                          (campaign_id,)):
                 return False
             await tx.execute("DELETE FROM campaign_outbox WHERE campaign_id = ?", (campaign_id,))
             return True
@@ -329,11 +327,8 @@ class CampaignRepository:
     # --- what Telegram tells us about chats ----------------------------------------------------
 
     async def mark_unreachable(self, user_ids: Iterable[int]) -> None:
+        """Blocked the bot, deleted, or no such chat (UserRepository.reachable_again undoes it)."""
         await self._db.executemany("UPDATE users SET reachable = 0 WHERE user_id = ?", [(uid,) for uid in user_ids])
-
-    async def mark_reachable(self, user_id: int) -> None:
-        """The user unblocked the bot or wrote to it again."""
-        await self._db.execute("UPDATE users SET reachable = 1 WHERE user_id = ?", (user_id,))
 
     async def move_chat(self, campaign_id: int, old_chat_id: int, new_chat_id: int) -> bool:
         """The chat became a supergroup: its outbox row and subscriber follow the new id. False
@@ -346,10 +341,6 @@ class CampaignRepository:
                                  (campaign_id, old_chat_id))
                 await tx.execute("UPDATE campaigns SET total = total - 1 WHERE id = ?", (campaign_id,))
                 return False
-            return await self._changes("UPDATE campaign_outbox SET chat_id = ? WHERE campaign_id = ? AND chat_id = ?",
-                                       (new_chat_id, campaign_id, old_chat_id), tx)
-
-    async def _changes(self, sql: str, params: Sequence[object], tx: Database | None = None) -> bool:
-        async with (tx or self._db).transaction() as tx:
-            await tx.execute(sql, params)
-            return int((await tx.fetchone("SELECT changes()"))[0]) > 0
+            return await tx.execute_count(
+                "UPDATE campaign_outbox SET chat_id = ? WHERE campaign_id = ? AND chat_id = ?",
+                (new_chat_id, campaign_id, old_chat_id)) > 0
