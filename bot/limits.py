@@ -27,9 +27,6 @@ class SlidingWindowLimit:
             del self._events[key]
         return events
 
-    def allowed(self, key: Hashable) -> bool:
-        return len(self._recent(key)) < self.limit
-
     def record(self, key: Hashable) -> None:
         self._recent(key)
         self._events.setdefault(key, deque()).append(self._clock())

@@ -25,7 +25,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
+from bot.hazards import CATEGORIES, SEVERITIES
 from storage.reports import Case, ReportRepository
 from storage.roles import RoleRepository
 from storage.sites import SiteRepository

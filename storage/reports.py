@@ -155,9 +155,13 @@ class ReportRepository:
             return []
         marks = ",".join("?" * len(site_ids))
         rows = await self._db.fetchall(
-            "SELECT r.id, r.case_code, r.site_id, r.category, r.severity, r.location, r.description, r.status, "
-            "r.created_hour, (SELECT count(*) FROM report_photos p WHERE p.report_id = r.id) AS photos "
-            f"FROM reports r WHERE r.site_id IN ({marks}) AND r.created_hour >= ? ORDER BY r.id",
+            "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "
+            f"FROM reports WHERE site_id IN ({marks}) AND created_hour >= ? ORDER BY id",
+            [*site_ids, since_hour],
+        )
+        photos = await self._db.fetchall(
+            "SELECT p.report_id, p.file_id FROM report_photos p JOIN reports r ON r.id = p.report_id "
+            f"WHERE r.site_id IN ({marks}) AND r.created_hour >= ? ORDER BY p.report_id, p.position",
             [*site_ids, since_hour],
         )
         events = await self._db.fetchall(
@@ -166,16 +170,15 @@ class ReportRepository:
             "ORDER BY e.report_id, e.id",
             [*site_ids, since_hour],
         )
+        files: dict[int, list[str]] = {}
+        for photo in photos:
+            files.setdefault(photo["report_id"], []).append(photo["file_id"])
         timelines: dict[int, list[ReportEvent]] = {}
         for event in events:
             timelines.setdefault(event["report_id"], []).append(ReportEvent(
                 event["status"], event["at_hour"], event["note"], event["kind"], event["actor_name"], event["at"]))
-        result = []
-        for row in rows:
-            values = dict(row)
-            photos = values.pop("photos")
-            result.append((Case(**values, photo_file_ids=("",) * photos), timelines.get(row["id"], [])))
-        return result
+        return [(Case(**dict(row), photo_file_ids=tuple(files.get(row["id"], ()))), timelines.get(row["id"], []))
+                for row in rows]
 
     async def change_status(self, report_id: int, status: str, actor_user_id: int, actor_name: str, at: str,
                             at_hour: str, note: str | None) -> None:
