@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -33,6 +33,20 @@ class Settings(BaseSettings):
     escalate_after_minutes: int = Field(default=30, ge=1)
     overdue_acknowledge_hours: int = Field(default=24, ge=1)
     overdue_resolve_days: int = Field(default=14, ge=1)
+    # Announcements. Above 29/s Telegram needs paid broadcasts (allow_paid_broadcast, billed in Stars).
+    broadcast_rate: int = Field(default=25, ge=1, le=1000)
+    broadcast_breaker_sample: int = Field(default=50, ge=10)
+    broadcast_breaker_share: float = Field(default=0.5, gt=0, lt=1)
+    # Operations (issue 6).
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    backup_dir: Path = Path("data/backups")
+    backup_keep: int = Field(default=14, ge=1)
+    backup_time: str = Field(default="03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    retention_days: int = Field(default=365, ge=30)
 
     @field_validator("bot_token")
     @classmethod
