@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
@@ -20,6 +21,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.access import AccessService
+from bot.announcements import AnnouncementService
+from bot.broadcasts import TELEGRAM_GLOBAL_RATE, BroadcastEngine
 from bot.cases import CaseService
 from bot.commands import CommandMenus, register_commands
 from bot.config import Settings
@@ -32,6 +35,7 @@ from bot.reports import ReportService
 from bot.scheduler import build_scheduler
 from bot.sites import SiteAdmin, seed_sites
 from handlers import all_routers
+from storage.campaigns import CampaignRepository
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 from storage.reports import ReportRepository
@@ -98,6 +102,8 @@ class Services:
     site_admin: SiteAdmin
     digests: DigestService
     menus: CommandMenus
+    announcements: AnnouncementService
+    broadcasts: BroadcastEngine
     clock: Callable[[], datetime]
 
 
@@ -109,6 +115,7 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
     access = AccessService(roles, settings.admin_ids)
     notifier = CommitteeNotifier(bot, roles, sites, report_repository, i18n, settings.admin_ids, settings.default_locale)
     users = UserRepository(db)
+    announcements, broadcasts = build_announcements(settings, db, bot, i18n, users, access, clock)
     return Services(
         settings=settings,
         users=users,
@@ -122,8 +129,30 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
         site_admin=SiteAdmin(sites, access),
         digests=DigestService.from_settings(db, i18n, notifier.send_digest_part, settings, sites),
         menus=CommandMenus(bot, i18n, access, users),
+        announcements=announcements,
+        broadcasts=broadcasts,
         clock=clock,
     )
+
+
+def build_announcements(settings: Settings, db: Database, bot: Bot, i18n: I18n, users: UserRepository,
+                        access: AccessService, clock: Callable[[], datetime]) -> tuple[AnnouncementService, BroadcastEngine]:
+    """The composer's service and the engine that sends for it; every other message the bot
+    sends passes the engine's session middleware, so replies to people go ahead of bulk."""
+    repo = CampaignRepository(db)
+    paid = settings.broadcast_rate >= TELEGRAM_GLOBAL_RATE
+    announcements = AnnouncementService(bot, repo, users, access, i18n, default_locale=settings.default_locale,
+                                        tz=settings.tz, paid_broadcast=paid, clock=clock)
+    engine = BroadcastEngine(
+        repo, announcements.deliver, rate=settings.broadcast_rate,
+        # Paid broadcasts lift Telegram's overall limit to the paid rate; otherwise all messages share 30/s.
+        global_rate=None if paid else TELEGRAM_GLOBAL_RATE,
+        clock=clock, timezone=settings.tz, breaker_sample=settings.broadcast_breaker_sample,
+        breaker_share=settings.broadcast_breaker_share, on_progress=announcements.on_progress,
+        on_paused=announcements.on_paused, on_finished=announcements.on_finished)
+    announcements.engine = engine
+    bot.session.middleware(engine.request_middleware())
+    return announcements, engine
 
 
 def build_dispatcher(services: Services, storage: SQLiteStorage, i18n: I18n) -> Dispatcher:
@@ -162,11 +191,14 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
 
 
 async def catch_up(app: App) -> None:
-    """What start-up owes: command menus, alerts that never went out, a digest missed while down.
-    None of it may keep the bot from serving miners: a failure is logged and retried by the scheduler."""
-    for step in (lambda: register_commands(app.bot, app.i18n), app.services.alerts.resume,
+    """What start-up owes: command menus, alerts that never went out, a digest missed while down,
+    announcements a crash interrupted or that fell due while the bot was down. None of it may keep
+    the bot from serving miners: a failure is logged and retried by the scheduler."""
+    services = app.services
+    for step in (lambda: register_commands(app.bot, app.i18n), services.alerts.resume,
                  lambda: _refresh_admin_menus(app),
-                 lambda: app.services.digests.run_due(app.services.clock())):
+                 lambda: services.digests.run_due(services.clock()),
+                 services.broadcasts.recover, services.broadcasts.start_due):
         try:
             await step()
         except TelegramUnauthorizedError:
@@ -180,16 +212,35 @@ async def _refresh_admin_menus(app: App) -> None:
         await app.services.menus.refresh(admin_id)
 
 
-async def run_polling(settings: Settings) -> None:
+async def start_app(app: App) -> None:
+    await catch_up(app)
+    app.services.broadcasts.start()
+
+
+async def close_app(app: App) -> None:
+    """Announcements in flight finish and are recorded first; then the connections close."""
+    await app.services.broadcasts.stop()
+    await app.services.alerts.close()
+    await app.bot.session.close()
+    await app.db.close()
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[App]:
+    """The bot's life apart from how updates arrive (polling or webhook)."""
     app = await open_app(settings)
     scheduler = build_scheduler(settings, app.storage, app.services)
     try:
-        await catch_up(app)
+        await start_app(app)
         scheduler.start()
-        await app.dispatcher.start_polling(
-            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=True
-        )
+        yield app
     finally:
-        scheduler.shutdown(wait=False)
-        await app.services.alerts.close()
-        await app.db.close()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await close_app(app)
+
+
+async def run_polling(settings: Settings) -> None:
+    async with running(settings) as app:
+        await app.dispatcher.start_polling(
+            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=False)

@@ -34,19 +34,9 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
+from aiogram.exceptions import TelegramRetryAfter
 
+from bot.telegram_errors import Failure, classify
 from storage.campaigns import Campaign, CampaignRepository, Counters, OutboxRow, Outcome
 
 log = logging.getLogger(__name__)
@@ -61,7 +51,6 @@ PausedCallback = Callable[[int, str], Awaitable[None]]
 TELEGRAM_GLOBAL_RATE = 30  # messages per second to all chats together, by Telegram's FAQ
 QUIET_HOURS = (time(22, 0), time(7, 0))
 # "chat not found" and "user is deactivated" come as 400s, but mean the same as a block.
-_GONE_MARKERS = ("chat not found", "user is deactivated")
 # Requests the session middleware counts as interactive traffic sharing the global budget.
 _COUNTED_METHODS = ("send", "copy", "forward", "edit")
 # Set in the engine's own tasks, so the session middleware can tell bulk sends from replies.
@@ -519,10 +508,11 @@ class BroadcastEngine:
 
     async def _after_error(self, live: _Live, row: OutboxRow, error: Exception, attempts: int) -> bool:
         """Record what the error means; True if the row is to be tried again."""
-        if isinstance(error, TelegramRetryAfter):
+        failure = classify(error)
+        if failure is Failure.WAIT:
             self.hold(error.retry_after)
             return True
-        if isinstance(error, TelegramMigrateToChat):
+        if failure is Failure.MOVED:
             if attempts >= self._max_attempts:
                 await self._outcome(live, row, "failed", attempts)
                 return False
@@ -530,25 +520,21 @@ class BroadcastEngine:
                 return False  # the new chat is already a recipient: its own row delivers
             row.chat_id = error.migrate_to_chat_id
             return True
-        if isinstance(error, TelegramForbiddenError) or (
-                isinstance(error, TelegramBadRequest) and any(marker in error.message.lower() for marker in _GONE_MARKERS)):
+        if failure is Failure.GONE:
             await self._outcome(live, row, "blocked", attempts)
             return False
-        if isinstance(error, TelegramUnauthorizedError):  # the token was revoked: nothing will go through
+        if failure is Failure.REVOKED:  # nothing will go through
             self._released.append((live.id, row.chat_id))
             await self._stop_campaign(live, "unauthorized")
             return False
-        if isinstance(error, TelegramEntityTooLarge):
-            await self._outcome(live, row, "failed", attempts)
-            return False
-        if isinstance(error, (TelegramNetworkError, TelegramServerError, ClientDecodeError)):
+        if failure is Failure.TRANSIENT:
             if attempts >= self._max_attempts:
                 await self._outcome(live, row, "failed", attempts)
                 return False
             await self._flush()
             await self._sleep(self._backoff * 2 ** (attempts - 1))
             return True
-        if isinstance(error, TelegramAPIError):
+        if failure is Failure.REFUSED:
             await self._outcome(live, row, "failed", attempts)
             return False
         log.error("Sending announcement %d failed unexpectedly; pausing it", live.id, exc_info=error)

@@ -12,19 +12,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.telegram_errors import Failure, classify
 from bot.hazards import CATEGORIES, SEVERITIES
 from storage.reports import Case, ReportRepository
 from storage.roles import RoleRepository
@@ -155,16 +148,20 @@ class CommitteeNotifier:
             try:
                 await send(chat_id)
                 return Delivery.SENT
-            except TelegramRetryAfter as error:
-                await asyncio.sleep(error.retry_after)
-            except TelegramMigrateToChat as error:
-                await self._roles.move_chat(chat_id, error.migrate_to_chat_id)
-                chat_id = error.migrate_to_chat_id
-            except (TelegramForbiddenError, TelegramBadRequest) as error:
-                log.warning("Committee chat unreachable: %s", error.message)
-                return Delivery.GONE
-            except (TelegramNetworkError, TelegramServerError):
-                await asyncio.sleep(2**attempt)
+            except Exception as error:
+                failure = classify(error)
+                if failure is Failure.WAIT:
+                    await asyncio.sleep(error.retry_after)
+                elif failure is Failure.MOVED:
+                    await self._roles.move_chat(chat_id, error.migrate_to_chat_id)
+                    chat_id = error.migrate_to_chat_id
+                elif failure in (Failure.GONE, Failure.REFUSED):
+                    log.warning("Committee chat unreachable: %s", error)
+                    return Delivery.GONE
+                elif failure is Failure.TRANSIENT:
+                    await asyncio.sleep(2**attempt)
+                else:
+                    raise
         return Delivery.LATER
 
 

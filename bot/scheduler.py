@@ -38,6 +38,11 @@ async def send_digests(services: Services) -> None:
     await services.digests.run_due(services.clock())
 
 
+async def start_due_campaigns(services: Services) -> None:
+    """Scheduled announcements whose time has come (the engine sends them)."""
+    await services.broadcasts.start_due(services.clock())
+
+
 def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Services) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(
@@ -64,6 +69,14 @@ def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Servic
         IntervalTrigger(minutes=10, timezone=settings.tz),
         args=[services],
         id="digest_retries",
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        start_due_campaigns,
+        IntervalTrigger(minutes=1, timezone=settings.tz),
+        args=[services],
+        id="due_campaigns",
         coalesce=True,
         max_instances=1,
     )

@@ -14,6 +14,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.announcements import UnsubscribeCb
 from handlers.language import language_picker
 from storage.sites import SiteRepository
 from storage.users import UserRepository
@@ -26,10 +27,6 @@ router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
 class ProfileCb(CallbackData, prefix="pf"):
     action: str  # mine | region | site | nosite | language | subscribe | unsubscribe
     value: str = ""
-
-
-class UnsubscribeCb(CallbackData, prefix="unsub"):
-    """Under every announcement: one tap, no questions."""
 
 
 def _button(text: str, action: str, value: str = "") -> InlineKeyboardButton:

@@ -94,6 +94,9 @@ class Campaign:
     pause_reason: str | None
     created_at: datetime
     counters: Counters
+    # The organizer's message that shows the progress, if one was sent.
+    progress_chat_id: int | None = None
+    progress_message_id: int | None = None
     # Set by the engine on the copy it hands to `send`: quiet hours with quiet_hours='silent'.
     silent_now: bool = False
 
@@ -129,7 +132,8 @@ def _campaign(row) -> Campaign:
         id=row["id"], created_by=row["created_by"], state=row["state"], audience=Audience.from_json(row["audience"]),
         contents=json.loads(row["contents"]), ack_button=bool(row["ack_button"]), send_at=parse_utc(row["send_at"]),
         quiet_hours=row["quiet_hours"], pause_reason=row["pause_reason"], created_at=parse_utc(row["created_at"]),
-        counters=_counters(row),
+        counters=_counters(row), progress_chat_id=row["progress_chat_id"],
+        progress_message_id=row["progress_message_id"],
     )
 
 
@@ -158,6 +162,16 @@ class CampaignRepository:
     async def get(self, campaign_id: int) -> Campaign | None:
         row = await self._db.fetchone("SELECT * FROM campaigns WHERE id = ?", (campaign_id,))
         return None if row is None else _campaign(row)
+
+    async def recent(self, limit: int, offset: int = 0) -> list[Campaign]:
+        """Newest first, for /campaigns."""
+        rows = await self._db.fetchall("SELECT * FROM campaigns WHERE state != 'draft' ORDER BY id DESC LIMIT ? OFFSET ?",
+                                       (limit, offset))
+        return [_campaign(row) for row in rows]
+
+    async def set_progress_message(self, campaign_id: int, chat_id: int, message_id: int) -> None:
+        await self._db.execute("UPDATE campaigns SET progress_chat_id = ?, progress_message_id = ? WHERE id = ?",
+                               (chat_id, message_id, campaign_id))
 
     async def counters(self, campaign_id: int) -> Counters | None:
         row = await self._db.fetchone(
@@ -320,9 +334,12 @@ class CampaignRepository:
             await tx.execute("DELETE FROM campaign_outbox WHERE campaign_id = ?", (campaign_id,))
             return True
 
-    async def acknowledge(self, campaign_id: int) -> None:
-        """Someone pressed the acknowledge button: a count only, never who."""
-        await self._db.execute("UPDATE campaigns SET acknowledged = acknowledged + 1 WHERE id = ?", (campaign_id,))
+    async def acknowledge(self, campaign_id: int) -> bool:
+        """Someone pressed the acknowledge button: a count only, never who. False for a draft's
+        preview or an unknown campaign."""
+        return await self._db.execute_count(
+            "UPDATE campaigns SET acknowledged = acknowledged + 1 WHERE id = ? AND ack_button = 1 "
+            "AND state IN ('sending', 'paused', 'done', 'cancelled')", (campaign_id,)) > 0
 
     # --- what Telegram tells us about chats ----------------------------------------------------
 

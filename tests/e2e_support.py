@@ -116,11 +116,11 @@ class InProcessBot:
 
     async def start(self) -> None:
         """Like `run_polling`: open, catch up (an exception here is a crash at start-up), poll."""
-        from bot.app import catch_up, open_app
+        from bot.app import open_app, start_app
 
         self.app = await open_app(self.settings, clock=self.clock)
         try:
-            await catch_up(self.app)
+            await start_app(self.app)
         except BaseException:
             await self._release()
             raise
@@ -140,9 +140,9 @@ class InProcessBot:
         for router in self.app.dispatcher.sub_routers:
             router._parent_router = None  # noqa: SLF001
         self.app.dispatcher.sub_routers.clear()
-        await self.app.services.alerts.close()
-        await self.app.bot.session.close()
-        await self.app.db.close()
+        from bot.app import close_app
+
+        await close_app(self.app)
 
     @property
     def services(self):
