@@ -26,22 +26,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_bot  # noqa: E402
+from bot.access import AccessService  # noqa: E402
+from bot.app import build_announcements, build_bot  # noqa: E402
+from bot.i18n import build_i18n  # noqa: E402
 from bot.broadcasts import BroadcastEngine, TokenBucket  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.sites import seed_sites  # noqa: E402
 from storage.campaigns import Audience, CampaignRepository, Counters  # noqa: E402
 from storage.db import Database  # noqa: E402
+from storage.roles import RoleRepository  # noqa: E402
+from storage.users import UserRepository  # noqa: E402
 from storage.sites import SiteRepository  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 
 FIRST_ID = 6_000_000_000
 LANGUAGES = ("kk", "ru", "en")
-CONTENTS = {
-    "kk": {"text": "<b>Кәсіподақ жиналысы</b> жұма күні 18:00-де, мәдениет үйінде. Келіңіздер!"},
-    "ru": {"text": "<b>Собрание профсоюза</b> в пятницу в 18:00 в доме культуры. Приходите!"},
-    "en": {"text": "<b>Union meeting</b> on Friday at 18:00 in the House of Culture. Please come!"},
-    "fallback": "ru",
+CONTENTS = {  # as the composer stores them: the organizer's text with its formatting entities
+    "kk": {"text": "Кәсіподақ жиналысы жұма күні 18:00-де, мәдениет үйінде. Келіңіздер!",
+           "entities": [{"type": "bold", "offset": 0, "length": 18}]},
+    "ru": {"text": "Собрание профсоюза в пятницу в 18:00 в доме культуры. Приходите!",
+           "entities": [{"type": "bold", "offset": 0, "length": 18}]},
+    "fallback": {"text": "Union meeting on Friday at 18:00 in the House of Culture. Please come!",
+                 "entities": [{"type": "bold", "offset": 0, "length": 13}]},
 }
 
 
@@ -224,13 +230,7 @@ async def run(recipients: int, rate: int, in_process: bool, baseline_count: int)
             print(f"{recipients} subscribers written in {enqueue_began - began:.1f} s, "
                   f"campaign enqueued in {enqueue_seconds * 1000:.0f} ms", flush=True)
 
-            texts = {language: CONTENTS[language]["text"] for language in LANGUAGES}
             monotonic = time.monotonic
-
-            async def send(chat_id: int, language: str, campaign) -> object:
-                starts.append(monotonic())
-                return await bot.send_message(chat_id, texts[language], disable_notification=campaign.silent_now)
-
             finished = asyncio.Event()
             result: list[Counters] = []
 
@@ -241,9 +241,20 @@ async def run(recipients: int, rate: int, in_process: bool, baseline_count: int)
             async def on_progress(_: int, counters: Counters) -> None:
                 print(f"  … {counters.done}/{counters.total}", file=sys.stderr, flush=True)
 
-            engine = BroadcastEngine(repo, send, rate=rate, global_rate=None, on_finished=on_finished,
-                                     on_progress=on_progress, progress_every=10.0)
-            bot.session.middleware(engine.request_middleware())
+            # The bot's own wiring: the composer's rendering (entities, buttons in the recipient's
+            # language) and the engine, with only the callbacks and the start times watched here.
+            settings = load_settings(bot_token=token, telegram_api_base=base_url, broadcast_rate=rate, _env_file=None)
+            rendering: dict[str, object] = {}
+
+            async def send(chat_id: int, language: str, campaign) -> object:
+                starts.append(monotonic())
+                return await rendering["deliver"](chat_id, language, campaign)
+
+            announcements, engine = build_announcements(
+                settings, db, bot, build_i18n(settings.default_locale), UserRepository(db),
+                AccessService(RoleRepository(db), frozenset()), lambda: datetime.now(UTC),
+                send=send, on_finished=on_finished, on_progress=on_progress, progress_every=10.0)
+            rendering["deliver"] = announcements.deliver
             await bot.send_message(FIRST_ID - 1, "warm-up")  # connection and models ready, as in a running bot
 
             fake_cpu_before = (await fake.ask("cpu"))["cpu"]

@@ -75,6 +75,8 @@ class ContentProblem(Exception):
 
 def content_from_message(message: Message) -> Content:
     """The organizer's message exactly as written: its text or photo caption and their entities."""
+    if message.media_group_id:
+        raise ContentProblem(_("Please send one photo, not an album."))
     if message.photo:
         caption = message.caption or ""
         if len(caption) > CAPTION_MAX:  # Telegram refuses longer captions; a forwarded message may carry one

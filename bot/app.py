@@ -136,20 +136,24 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
 
 
 def build_announcements(settings: Settings, db: Database, bot: Bot, i18n: I18n, users: UserRepository,
-                        access: AccessService, clock: Callable[[], datetime]) -> tuple[AnnouncementService, BroadcastEngine]:
+                        access: AccessService, clock: Callable[[], datetime],
+                        **engine_options) -> tuple[AnnouncementService, BroadcastEngine]:
     """The composer's service and the engine that sends for it; every other message the bot
-    sends passes the engine's session middleware, so replies to people go ahead of bulk."""
+    sends passes the engine's session middleware, so replies to people go ahead of bulk.
+    `engine_options` override the engine's wiring (the benchmark watches it that way)."""
     repo = CampaignRepository(db)
     paid = settings.broadcast_rate >= TELEGRAM_GLOBAL_RATE
     announcements = AnnouncementService(bot, repo, users, access, i18n, default_locale=settings.default_locale,
                                         tz=settings.tz, paid_broadcast=paid, clock=clock)
-    engine = BroadcastEngine(
-        repo, announcements.deliver, rate=settings.broadcast_rate,
+    options = dict(
+        send=announcements.deliver, rate=settings.broadcast_rate,
         # Paid broadcasts lift Telegram's overall limit to the paid rate; otherwise all messages share 30/s.
         global_rate=None if paid else TELEGRAM_GLOBAL_RATE,
         clock=clock, timezone=settings.tz, breaker_sample=settings.broadcast_breaker_sample,
         breaker_share=settings.broadcast_breaker_share, on_progress=announcements.on_progress,
-        on_paused=announcements.on_paused, on_finished=announcements.on_finished)
+        on_paused=announcements.on_paused, on_finished=announcements.on_finished,
+    ) | engine_options
+    engine = BroadcastEngine(repo, **options)
     announcements.engine = engine
     bot.session.middleware(engine.request_middleware())
     return announcements, engine

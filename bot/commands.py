@@ -40,6 +40,13 @@ def committee_commands() -> list[BotCommand]:
     ]
 
 
+def organizer_commands() -> list[BotCommand]:
+    return [
+        BotCommand(command="announce", description=_("Send an announcement to miners")),
+        BotCommand(command="campaigns", description=_("Announcements: progress and controls")),
+    ]
+
+
 def admin_commands() -> list[BotCommand]:
     return [
         BotCommand(command="invite", description=_("Invite a committee member or organizer")),
@@ -69,6 +76,8 @@ class CommandMenus:
                 extra = []
                 if any(role.role == "committee" for role in roles):
                     extra += committee_commands()
+                if await self._access.is_organizer(user_id):  # admins are organizers too
+                    extra += organizer_commands()
                 if self._access.is_admin(user_id):
                     extra += admin_commands()
                 if extra:

@@ -1,5 +1,5 @@
-"""/profile (mine and language, for announcements), /stop and /subscribe, and the one-tap
-Unsubscribe button under every announcement."""
+"""/profile (mine and language, for announcements), /stop and /subscribe, and what Telegram tells
+when a miner blocks or unblocks the bot. (The Unsubscribe button is handled in handlers/announce.)"""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import html
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import Command
+from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter, Command
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.announcements import UnsubscribeCb
 from handlers.language import language_picker
 from storage.sites import SiteRepository
 from storage.users import UserRepository
@@ -110,8 +109,12 @@ async def subscribe(message: Message, users: UserRepository, i18n: I18n) -> None
     await message.answer(_("You will get union announcements again. To stop them: /stop"))
 
 
-@router.callback_query(UnsubscribeCb.filter())
-async def unsubscribe_button(callback: CallbackQuery, users: UserRepository, callback_answer: CallbackAnswer) -> None:
-    await users.set_subscribed(callback.from_user.id, False)
-    callback_answer.text = _("Unsubscribed. To get announcements again: /subscribe")
-    callback_answer.show_alert = True
+@router.my_chat_member(F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(member_status_changed=KICKED))
+async def blocked_the_bot(event: ChatMemberUpdated, users: UserRepository) -> None:
+    """No announcement is tried again until they come back."""
+    await users.set_reachable(event.from_user.id, False)
+
+
+@router.my_chat_member(F.chat.type == ChatType.PRIVATE, ChatMemberUpdatedFilter(member_status_changed=MEMBER))
+async def unblocked_the_bot(event: ChatMemberUpdated, users: UserRepository) -> None:
+    await users.reachable_again(event.from_user.id)

@@ -34,7 +34,7 @@ from bot.reports import (
     check_description,
     check_location,
 )
-from handlers.keyboards import HELP_BUTTON, REPORT_BUTTON, STATUS_BUTTON, NavCb, nav_row
+from handlers.keyboards import HELP_BUTTON, REPORT_BUTTON, STATUS_BUTTON, NavCb, nav_row, show
 from handlers.status import CheckCb
 from storage.sites import SiteRepository
 
@@ -171,26 +171,12 @@ async def _review_text(draft: Draft, sites: SiteRepository, language: str) -> st
     )
 
 
-async def _show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Answer a button by turning its message into the next question; answer a message with a new one."""
-    if isinstance(event, CallbackQuery):
-        if isinstance(event.message, Message) and event.message.text is not None:
-            try:
-                await event.message.edit_text(text, reply_markup=markup)
-                return
-            except TelegramBadRequest:
-                pass  # too old to edit, or unchanged: send it afresh below
-        await event.bot.send_message(event.from_user.id, text, reply_markup=markup)
-        return
-    await event.answer(text, reply_markup=markup)
-
-
 async def _go(step: State, event: Message | CallbackQuery, state: FSMContext, sites: SiteRepository,
               i18n: I18n, **changes) -> None:
     data = {**await state.get_data(), **changes}
     await state.storage.set_state_and_data(state.key, step, data)
     text, markup = await _prompt(step, data, sites, i18n.current_locale)
-    await _show(event, text, markup)
+    await show(event, text, markup)
 
 
 async def _advance(current: State, event: Message | CallbackQuery, state: FSMContext, sites: SiteRepository,
@@ -241,7 +227,7 @@ async def start_report(message: Message, state: FSMContext, reports: ReportServi
 @router.callback_query(StateFilter(ReportFlow), NavCb.filter(F.action == "cancel"))
 async def cancel_report(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
-    await _show(callback, _("Report cancelled. Nothing was sent, and the draft is deleted."), None)
+    await show(callback, _("Report cancelled. Nothing was sent, and the draft is deleted."), None)
 
 
 @router.callback_query(StateFilter(ReportFlow), NavCb.filter(F.action == "back"))
@@ -289,7 +275,7 @@ async def chose_severity(callback: CallbackQuery, callback_data: ReportCb, state
         await _advance(ReportFlow.severity, callback, state, sites, i18n, severity=callback_data.value)
         return
     # Safety first: the guidance takes the place of the question, the flow goes on below it.
-    await _show(callback, _(
+    await show(callback, _(
         "⚠️ <b>If you are in danger right now:</b>\n"
         "1. Leave the danger zone and take others with you.\n"
         "2. Warn your team and the mine dispatcher at once.\n"

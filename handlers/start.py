@@ -47,6 +47,11 @@ async def help_(message: Message, access: AccessService) -> None:
             "/cases — your mine's cases · /digest — the digest as it would be now · "
             "/export — cases as a spreadsheet · /groupcode — connect the committee's group · /me — your roles"
         ))
+    if await access.is_organizer(message.from_user.id):
+        sections.append(_(
+            "<b>For union organizers</b>\n"
+            "/announce — send an announcement to miners · /campaigns — announcements: progress, pause, cancel"
+        ))
     if access.is_admin(message.from_user.id):
         sections.append(_(
             "<b>For administrators</b>\n"

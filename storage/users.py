@@ -46,6 +46,9 @@ class UserRepository:
     async def set_site(self, user_id: int, site_id: int | None) -> None:
         await self._db.execute("UPDATE users SET site_id = ? WHERE user_id = ?", (site_id, user_id))
 
+    async def set_reachable(self, user_id: int, reachable: bool) -> None:
+        await self._db.execute("UPDATE users SET reachable = ? WHERE user_id = ?", (int(reachable), user_id))
+
     async def reachable_again(self, user_id: int) -> None:
         """They wrote to the bot, so it can write to them again (after a block, say)."""
         await self._db.execute("UPDATE users SET reachable = 1 WHERE user_id = ? AND reachable = 0", (user_id,))

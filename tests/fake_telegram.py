@@ -2667,8 +2667,9 @@ class FakeUser(_ChatView):
 
     # --- sending
 
-    async def send(self, text: str) -> dict[str, Any]:
-        return await self._send_as(self, {"text": text})
+    async def send(self, text: str, *, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A text message; `entities` as Telegram sends them (a formatted message the user typed)."""
+        return await self._send_as(self, {"text": text, **({"entities": entities} if entities else {})})
 
     async def send_photo(
         self,
