@@ -48,6 +48,15 @@ class UnsubscribeCb(CallbackData, prefix="unsub"):
     """Under every announcement: one tap, no questions (handled with the profile)."""
 
 
+class SurveyCb(CallbackData, prefix="sv"):
+    """The survey flow's buttons; `index` is the question's position, so a tap on an old one is seen."""
+
+    action: str  # start | begin | later | site | region | area | answer | skip | back | submit
+    survey_id: int
+    index: int = 0
+    value: str = ""
+
+
 class CampaignCb(CallbackData, prefix="cmp"):
     action: str  # show | pause | resume | cancel | cancel_yes | list
     campaign_id: int = 0
@@ -168,7 +177,7 @@ class AnnouncementService:
         self._access = access
         self._i18n = i18n
         self._default = default_locale
-        self._tz = tz
+        self.tz = tz
         self._paid = paid_broadcast or None
         self._clock = clock
         self._rendered: dict[tuple[int, str], _Rendered] = {}
@@ -203,6 +212,10 @@ class AnnouncementService:
         content = Content.from_json(version or {})
         with self._i18n.context(), self._i18n.use_locale(language):
             rows: list[list[InlineKeyboardButton]] = []
+            survey = contents.get("survey")
+            if survey:
+                rows.append([InlineKeyboardButton(text=_("▶️ Start the survey"),
+                                                  callback_data=SurveyCb(action="start", survey_id=survey).pack())])
             link = contents.get("link")
             if link:
                 rows.append([InlineKeyboardButton(text=_("🔗 Open {site}").format(site=urlsplit(link).hostname), url=link)])
@@ -232,10 +245,12 @@ class AnnouncementService:
     async def count(self, draft: Draft) -> int:
         return await self.repo.count_audience(draft.audience)
 
-    async def confirm(self, organizer_id: int, draft: Draft) -> Campaign:
-        """Save the campaign and hand it to the engine: sent now, or scheduled."""
+    async def confirm(self, organizer_id: int, draft: Draft, *, survey_id: int | None = None) -> Campaign:
+        """Save the campaign and hand it to the engine: sent now, or scheduled. A survey's
+        invitation carries its Start button."""
+        contents = draft.contents() | ({"survey": survey_id} if survey_id else {})
         campaign_id = await self.repo.create(
-            organizer_id, draft.audience, draft.contents(), now=self._clock(), ack_button=draft.ack_button,
+            organizer_id, draft.audience, contents, now=self._clock(), ack_button=draft.ack_button,
             send_at=draft.send_time(), quiet_hours=draft.quiet_hours)
         await self.engine.launch(campaign_id)
         return await self.repo.get(campaign_id)
@@ -273,7 +288,7 @@ class AnnouncementService:
     def _state_label(self, campaign: Campaign) -> str:
         if campaign.state == "scheduled" and campaign.send_at is not None:
             return _("scheduled for {moment}").format(
-                moment=campaign.send_at.astimezone(self._tz).strftime("%d.%m.%Y %H:%M"))
+                moment=campaign.send_at.astimezone(self.tz).strftime("%d.%m.%Y %H:%M"))
         if campaign.state == "paused":
             return {
                 "blocked": _("paused: most of the first recipients have blocked the bot"),

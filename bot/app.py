@@ -34,6 +34,7 @@ from bot.notify import AlertService, CommitteeNotifier
 from bot.reports import ReportService
 from bot.scheduler import build_scheduler
 from bot.sites import SiteAdmin, seed_sites
+from bot.surveys import SurveyService
 from handlers import all_routers
 from storage.campaigns import CampaignRepository
 from storage.db import Database
@@ -41,6 +42,7 @@ from storage.fsm import SQLiteStorage
 from storage.reports import ReportRepository
 from storage.roles import RoleRepository
 from storage.sites import SiteRepository
+from storage.surveys import SurveyRepository
 from storage.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -104,10 +106,11 @@ class Services:
     menus: CommandMenus
     announcements: AnnouncementService
     broadcasts: BroadcastEngine
+    surveys: SurveyService
     clock: Callable[[], datetime]
 
 
-def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
+def build_services(settings: Settings, db: Database, storage: SQLiteStorage, bot: Bot, i18n: I18n,
                    clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Services:
     sites = SiteRepository(db)
     report_repository = ReportRepository(db)
@@ -131,6 +134,7 @@ def build_services(settings: Settings, db: Database, bot: Bot, i18n: I18n,
         menus=CommandMenus(bot, i18n, access, users),
         announcements=announcements,
         broadcasts=broadcasts,
+        surveys=SurveyService(db, SurveyRepository(db), storage, sites, access, announcements, i18n, clock=clock),
         clock=clock,
     )
 
@@ -190,7 +194,7 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
     storage = SQLiteStorage(db)
     i18n = build_i18n(settings.default_locale)
     bot = build_bot(settings)
-    services = build_services(settings, db, bot, i18n, clock)
+    services = build_services(settings, db, storage, bot, i18n, clock)
     return App(settings, db, storage, i18n, bot, services, build_dispatcher(services, storage, i18n))
 
 
@@ -202,7 +206,7 @@ async def catch_up(app: App) -> None:
     for step in (lambda: register_commands(app.bot, app.i18n), services.alerts.resume,
                  lambda: _refresh_admin_menus(app),
                  lambda: services.digests.run_due(services.clock()),
-                 services.broadcasts.recover, services.broadcasts.start_due):
+                 services.broadcasts.recover, services.broadcasts.start_due, services.surveys.close_due):
         try:
             await step()
         except TelegramUnauthorizedError:

@@ -37,6 +37,8 @@ def committee_commands() -> list[BotCommand]:
         BotCommand(command="digest", description=_("The digest as it would be now")),
         BotCommand(command="export", description=_("Cases as a spreadsheet")),
         BotCommand(command="groupcode", description=_("Connect the committee's group")),
+        BotCommand(command="survey", description=_("Launch a survey")),
+        BotCommand(command="results", description=_("Results of closed surveys")),
     ]
 
 
@@ -44,6 +46,8 @@ def organizer_commands() -> list[BotCommand]:
     return [
         BotCommand(command="announce", description=_("Send an announcement to miners")),
         BotCommand(command="campaigns", description=_("Announcements: progress and controls")),
+        BotCommand(command="survey", description=_("Launch a survey")),
+        BotCommand(command="results", description=_("Results of closed surveys")),
     ]
 
 
@@ -74,10 +78,11 @@ class CommandMenus:
         try:
             with self._i18n.context(), self._i18n.use_locale(language):
                 extra = []
-                if any(role.role == "committee" for role in roles):
-                    extra += committee_commands()
                 if await self._access.is_organizer(user_id):  # admins are organizers too
                     extra += organizer_commands()
+                if any(role.role == "committee" for role in roles):
+                    extra += [command for command in committee_commands()
+                              if command.command not in {known.command for known in extra}]
                 if self._access.is_admin(user_id):
                     extra += admin_commands()
                 if extra:

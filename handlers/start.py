@@ -45,12 +45,14 @@ async def help_(message: Message, access: AccessService) -> None:
         sections.append(_(
             "<b>For the OSH committee</b>\n"
             "/cases — your mine's cases · /digest — the digest as it would be now · "
-            "/export — cases as a spreadsheet · /groupcode — connect the committee's group · /me — your roles"
+            "/export — cases as a spreadsheet · /groupcode — connect the committee's group · /me — your roles · "
+            "/survey — launch a survey · /results — results of closed surveys"
         ))
     if await access.is_organizer(message.from_user.id):
         sections.append(_(
             "<b>For union organizers</b>\n"
-            "/announce — send an announcement to miners · /campaigns — announcements: progress, pause, cancel"
+            "/announce — send an announcement to miners · /campaigns — announcements: progress, pause, cancel · "
+            "/survey — launch a survey · /results — results of closed surveys"
         ))
     if access.is_admin(message.from_user.id):
         sections.append(_(

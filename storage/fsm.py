@@ -12,6 +12,8 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder,
 
 from storage.db import Database
 
+SURVEY_STATES = "SurveyFlow:"  # the states of handlers/survey.py's StatesGroup
+
 
 class SQLiteStorage(BaseStorage):
     """Write-through: every change is committed before the handler goes on; reads are served
@@ -71,14 +73,29 @@ class SQLiteStorage(BaseStorage):
         return dict(data)
 
     async def purge_older_than(self, seconds: int) -> int:
-        """Forget conversations abandoned for longer than `seconds`; returns how many."""
+        """Forget conversations abandoned for longer than `seconds`; returns how many. Survey answers
+        in progress are kept until their survey closes (see forget_survey): miners may resume later."""
         cutoff = int(time.time()) - seconds
-        rows = await self._db.fetchall("SELECT key FROM fsm_states WHERE updated_at < ?", (cutoff,))
+        where = f"updated_at < ? AND (state IS NULL OR state NOT LIKE '{SURVEY_STATES}%')"
+        rows = await self._db.fetchall(f"SELECT key FROM fsm_states WHERE {where}", (cutoff,))
         if rows:
-            await self._db.execute("DELETE FROM fsm_states WHERE updated_at < ?", (cutoff,))
+            await self._db.execute(f"DELETE FROM fsm_states WHERE {where}", (cutoff,))
             for row in rows:
                 self._cache.pop(row["key"], None)
             await self._db.checkpoint()
+        return len(rows)
+
+    async def forget_survey(self, survey_id: int) -> int:
+        """At a survey's closing: every unfinished answer set of it, kept under its author's user id, goes."""
+        rows = await self._db.fetchall(
+            f"SELECT key FROM fsm_states WHERE state LIKE '{SURVEY_STATES}%' AND json_extract(data, '$.survey_id') = ?",
+            (survey_id,))
+        async with self._db.transaction() as tx:
+            tx.want_checkpoint()
+            for row in rows:
+                await tx.execute("DELETE FROM fsm_states WHERE key = ?", (row["key"],))
+        for row in rows:
+            self._cache.pop(row["key"], None)  # write-through: the cache never holds more than the table
         return len(rows)
 
     async def close(self) -> None:
