@@ -1,0 +1,242 @@
+"""Survey results as a committee sees them: a PNG chart and an XLSX workbook, in the member's language.
+
+Both render `bot.survey_results.Results`, which hold aggregates only: there is no individual answer to
+leak. Hidden cells say "too few answers" and nothing else. Scale, instrument and band texts come from
+the instrument file; the rest goes through `_()`. Call inside the recipient language's i18n context.
+The chart is drawn off-screen (Agg) with matplotlib's object API, like `bot.charts`."""
+
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+from collections.abc import Collection, Iterable, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from aiogram.utils.i18n import gettext as _  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from openpyxl import Workbook  # noqa: E402
+from openpyxl.styles import Alignment, Font  # noqa: E402
+from openpyxl.utils import get_column_letter  # noqa: E402
+
+from bot.instruments import Instrument  # noqa: E402
+from bot.survey_results import BUCKETS, Results, Where  # noqa: E402
+
+DPI = 120
+WIDTH_INCHES = 8  # 960 px: readable on a phone without zooming
+GREY = "#d9d9d9"
+
+
+def too_few_answers() -> str:
+    return _("too few answers")
+
+
+def area_label(area: str | None) -> str:
+    if area == "underground":
+        return _("Underground")
+    if area == "surface":
+        return _("Surface")
+    return _("Underground and surface")
+
+
+def column_label(where: Where, site_names: Mapping, separator: str = "\n") -> str:
+    site = _("All mines") if where.site is None else site_names.get(where.site, str(where.site))
+    return f"{site}{separator}{area_label(where.area)}"
+
+
+def shown_columns(results: Results, sites: Collection | None) -> list[Where]:
+    """All columns, or only those of `sites` plus the all-mine totals (which every committee may see)."""
+    return [where for where in results.columns if sites is None or where.site is None or where.site in sites]
+
+
+# --- chart -------------------------------------------------------------------------------------------
+
+def results_chart_png(instrument: Instrument, results: Results, site_names: Mapping, language: str,
+                      sites: Collection | None = None) -> bytes:
+    """The committee's chart as PNG bytes: for the WHO-5, the share of respondents in each band per group;
+    otherwise the mean score per scale (rows) and group (columns). Hidden cells say "too few answers"."""
+    columns = shown_columns(results, sites)
+    title = _("{survey}: mean score by group, 0–100").format(survey=instrument.title.get(language))
+    if instrument.bands:
+        title = _("{survey}: share of respondents in each band").format(survey=instrument.title.get(language))
+    rows = len(columns) if instrument.bands else len(instrument.scales)
+    figure = Figure(figsize=(WIDTH_INCHES, 2.4 + 0.42 * rows + (0.9 if len(columns) > 6 else 0.4)),
+                    dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=11)
+    if not columns:
+        axes.set_axis_off()
+        axes.text(0.5, 0.5, _("No answers yet"), transform=axes.transAxes, ha="center", va="center")
+    elif instrument.bands:
+        _band_bars(figure, axes, instrument, results, columns, site_names, language)
+    else:
+        _mean_grid(axes, instrument, results, columns, site_names, language)
+    return _png(figure)
+
+
+def _mean_grid(axes, instrument: Instrument, results: Results, columns: list[Where], site_names: Mapping,
+               language: str) -> None:
+    """Colour says good or bad: for a scale where higher is worse (demands, insecurity) it is flipped."""
+    scales = instrument.scales
+    goodness = [[math.nan] * len(columns) for _ in scales]
+    for row, scale in enumerate(scales):
+        for col, where in enumerate(columns):
+            cell = results.scale(scale.id).cell(where)
+            if not cell.hidden:
+                goodness[row][col] = cell.mean if scale.higher_is_better else 100 - cell.mean
+    colours = ListedColormap(matplotlib.colormaps["RdYlGn"](range(40, 216))).with_extremes(bad=GREY)
+    axes.imshow(goodness, cmap=colours, vmin=0, vmax=100, aspect="auto")
+
+    small = len(columns) > 6
+    hidden_text = "\n".join(textwrap.wrap(too_few_answers(), 9 if small else 12))
+    for row, scale in enumerate(scales):
+        for col, where in enumerate(columns):
+            cell = results.scale(scale.id).cell(where)
+            if cell.hidden:
+                axes.text(col, row, hidden_text, ha="center", va="center", fontsize=5.5 if small else 7,
+                          color="#555555")
+            else:
+                axes.text(col, row, f"{cell.mean:.0f}", ha="center", va="center", fontsize=9, fontweight="bold")
+
+    axes.set_yticks(range(len(scales)), ["\n".join(textwrap.wrap(scale.name.get(language), 28)) for scale in scales],
+                    fontsize=8)
+    labels = ["\n".join(textwrap.wrap(column_label(where, site_names, " — "), 14 if small else 12))
+              for where in columns]
+    axes.set_xticks(range(len(columns)), labels, fontsize=6.5 if small else 7.5, rotation=90 if small else 0)
+    axes.xaxis.tick_top()
+    axes.tick_params(length=0)
+    for edge in range(1, len(columns)):
+        if columns[edge - 1].kind != "group" or columns[edge].site != columns[edge - 1].site:
+            axes.axvline(edge - 0.5, color="white", linewidth=3)  # separates mines and totals
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    axes.set_xlabel(_("Colour: green is better, red is worse."), fontsize=8)
+
+
+def _band_bars(figure: Figure, axes, instrument: Instrument, results: Results, columns: list[Where],
+               site_names: Mapping, language: str) -> None:
+    """One stacked bar per group, worst band first and red; the mean score at the end of the bar."""
+    result = results.scale(instrument.scales[0].id)
+    palette = matplotlib.colormaps["RdYlGn"]
+    steps = max(1, len(instrument.bands) - 1)
+    shades = [palette(0.12 + 0.76 * index / steps) for index in range(len(instrument.bands))]
+    positions = range(len(columns))
+    left = [0.0] * len(columns)
+    for index, band in enumerate(instrument.bands):
+        widths = [0.0 if cell.hidden else cell.band_shares[index] * 100
+                  for cell in (result.cell(where) for where in columns)]
+        axes.barh(positions, widths, left=left, color=shades[index], height=0.7, label=band.label.get(language))
+        left = [start + width for start, width in zip(left, widths, strict=True)]
+    for row, where in enumerate(columns):
+        cell = result.cell(where)
+        if cell.hidden:
+            axes.barh(row, 100, color=GREY, height=0.7)
+            axes.text(50, row, too_few_answers(), ha="center", va="center", fontsize=8, color="#555555")
+        else:
+            axes.text(101, row, _("mean {mean}").format(mean=f"{cell.mean:.0f}"), va="center", fontsize=8)
+    axes.set_yticks(list(positions), [column_label(where, site_names, " — ") for where in columns], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 118)
+    axes.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"], fontsize=8)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_axisbelow(True)
+    for spine in ("top", "right"):
+        axes.spines[spine].set_visible(False)
+    figure.legend(loc="outside lower center", ncols=min(3, len(instrument.bands)), fontsize=8, frameon=False)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+# --- workbook ----------------------------------------------------------------------------------------
+
+def _safe_cell(value: object) -> object:
+    """Text must never become a spreadsheet formula (the same rule as `bot.exports`)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _sheet_title(title: str, taken: set[str]) -> str:
+    cleaned = "".join(" " if ch in "[]:*?/\\" else ch for ch in title).strip()[:31] or "Survey"
+    name, number = cleaned, 2
+    while name.lower() in taken:
+        suffix = f" ({number})"
+        name, number = cleaned[:31 - len(suffix)] + suffix, number + 1
+    taken.add(name.lower())
+    return name
+
+
+def results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapping, language: str,
+                 sites: Collection | None = None) -> bytes:
+    """One sheet per instrument: groups as columns; per scale n, mean, distribution and WHO-5 band shares."""
+    book = Workbook()
+    book.remove(book.active)
+    taken: set[str] = set()
+    for instrument, results in reports:
+        _sheet(book.create_sheet(_sheet_title(instrument.title.get(language), taken)), instrument, results,
+               site_names, language, sites)
+    if not book.worksheets:
+        book.create_sheet("MineVoice").append([_("No answers yet")])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping, language: str,
+           sites: Collection | None) -> None:
+    columns = shown_columns(results, sites)
+    hidden = too_few_answers()
+
+    def put(row: list) -> None:
+        sheet.append([_safe_cell(value) for value in row])
+
+    put([instrument.title.get(language)])
+    sheet.cell(sheet.max_row, 1).font = Font(bold=True, size=13)
+    put([_("Aggregated results only: no individual answers.")])
+    put([_("A group with fewer than {threshold} respondents ({sensitive} for questions on harassment or "
+           "violence) shows only “too few answers”; some other groups are hidden too, so that a hidden group "
+           "cannot be worked out from the totals.").format(threshold=results.threshold,
+                                                            sensitive=results.sensitive_threshold)])
+    put([_("Source: {attribution}").format(attribution=instrument.attribution)])
+    put([_("Licence: {licence}").format(licence=instrument.licence)])
+    put([_("Translation: {status}").format(status=instrument.translation.get(language))])
+    put([])
+    put(["", *(column_label(where, site_names) for where in columns)])
+    header_row = sheet.max_row
+    for cell in sheet[header_row]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+    for scale in instrument.scales:
+        result = results.scale(scale.id)
+        cells = [result.cell(where) for where in columns]
+        direction = _("higher is better") if scale.higher_is_better else _("higher is worse")
+        put([f"{scale.name.get(language)} ({direction})"])
+        sheet.cell(sheet.max_row, 1).font = Font(bold=True)
+        put([_("Respondents"), *(hidden if cell.hidden else cell.n for cell in cells)])
+        put([_("Mean score (0–100)"), *(hidden if cell.hidden else round(cell.mean, 1) for cell in cells)])
+        for index, (low, high) in enumerate(BUCKETS):
+            put([_("Respondents with score {low}–{high}").format(low=low, high=high),
+                 *(hidden if cell.hidden else cell.distribution[index] for cell in cells)])
+        for index, band in enumerate(instrument.bands):
+            put([_("Share: {band}").format(band=band.label.get(language)),
+                 *(hidden if cell.hidden else cell.band_shares[index] for cell in cells)])
+            for cell in sheet[sheet.max_row][1:]:
+                if isinstance(cell.value, float):
+                    cell.number_format = "0%"
+        put([])
+
+    sheet.column_dimensions["A"].width = 46
+    for index in range(2, len(columns) + 2):
+        sheet.column_dimensions[get_column_letter(index)].width = 16
+    for row in sheet.iter_rows(min_row=1, max_row=header_row - 2, max_col=1):
+        row[0].alignment = Alignment(wrap_text=False, vertical="top")
+    sheet.freeze_panes = sheet.cell(header_row + 1, 2)
