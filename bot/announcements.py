@@ -195,11 +195,10 @@ class AnnouncementService:
             self._rendered[(campaign.id, language)] = rendered
         return await self._send(chat_id, rendered, silent=campaign.silent_now, paid=self._paid)
 
-    async def preview(self, chat_id: int, draft: Draft, version: str) -> None:
-        """One version exactly as its recipients will see it (buttons in that version's language)."""
-        language = version if version in LOCALES else self._default
+    async def preview(self, chat_id: int, draft: Draft, version: str, language: str) -> None:
+        """One version exactly as its recipients in `language` will see it ("fallback": the main version)."""
         contents = draft.contents()
-        if version not in LOCALES:  # the fallback version: shown as it appears for any language without its own
+        if version == "fallback":
             contents = {**contents, language: contents["fallback"]}
         rendered = self._render(contents, language, PREVIEW_CAMPAIGN_ID, draft.ack_button)
         await self._send(chat_id, rendered, silent=False, paid=None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -75,6 +76,7 @@ class App:
     bot: Bot
     services: "Services"
     dispatcher: Dispatcher
+    scheduler: AsyncIOScheduler | None = None  # set while running (the health endpoint looks at it)
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -237,7 +239,8 @@ async def close_app(app: App) -> None:
 async def running(settings: Settings) -> AsyncIterator[App]:
     """The bot's life apart from how updates arrive (polling or webhook)."""
     app = await open_app(settings)
-    scheduler = build_scheduler(settings, app.storage, app.services)
+    scheduler = build_scheduler(settings, app.storage, app.services, app.db)
+    app.scheduler = scheduler
     try:
         await start_app(app)
         scheduler.start()
@@ -250,5 +253,7 @@ async def running(settings: Settings) -> AsyncIterator[App]:
 
 async def run_polling(settings: Settings) -> None:
     async with running(settings) as app:
+        # A webhook left from webhook mode would make every getUpdates fail with 409 Conflict.
+        await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(
             app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=False)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCALES = ("kk", "ru", "en")
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,100}$")
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
 
 class SettingsError(Exception):
@@ -87,6 +90,42 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _webhook_url_always_checked(cls, data: Any) -> Any:
+        # A field's validator does not run for a value left at its default; naming WEBHOOK_URL
+        # explicitly lets its validator say that MODE=webhook needs it.
+        if isinstance(data, dict) and "webhook_url" not in data:
+            return {**data, "webhook_url": None}
+        return data
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = (value or "").strip() or None
+        if value is None:
+            if info.data.get("mode") == "webhook":
+                raise PydanticCustomError(
+                    "webhook_url", "missing: MODE=webhook needs the public https:// address Telegram sends updates to")
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise PydanticCustomError(
+                "webhook_url", "must be an https:// address like https://bot.example.org/telegram, "
+                               "because Telegram delivers updates only over HTTPS")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        secret = value.get_secret_value().strip() if value is not None else ""
+        if not secret:
+            return None  # generated at each start
+        if not WEBHOOK_SECRET_PATTERN.match(secret):
+            raise PydanticCustomError(
+                "webhook_secret", "must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -, as Telegram requires")
+        return SecretStr(secret)
 
     @property
     def tz(self) -> ZoneInfo:

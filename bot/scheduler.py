@@ -9,8 +9,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.backup import back_up
 from bot.config import Settings
 from bot.notify import AlertService
+from bot.retention import apply_retention
+from storage.db import Database
 from storage.fsm import SQLiteStorage
 
 if TYPE_CHECKING:
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # A draft nobody touched for this long is deleted: it would otherwise sit under its author's id.
 ABANDONED_CONVERSATION_SECONDS = 3 * 24 * 3600
+# Retention runs this long before the backup, so that night's backup no longer holds what it cleared.
+RETENTION_BEFORE_BACKUP_MINUTES = 30
 
 
 async def forget_abandoned_conversations(storage: SQLiteStorage) -> None:
@@ -39,11 +44,33 @@ async def send_digests(services: Services) -> None:
 
 
 async def start_due_campaigns(services: Services) -> None:
-    """Scheduled announcements whose time has come (the engine sends them)."""
+    """Scheduled announcements whose time has come (the engine sends them), and surveys whose
+    closing time has come (closing destroys what links answers to people)."""
     await services.broadcasts.start_due(services.clock())
+    await services.surveys.close_due()
 
 
-def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Services) -> AsyncIOScheduler:
+async def back_up_database(settings: Settings) -> None:
+    """The nightly online backup (the bot keeps running); a failure keeps the older backups."""
+    try:
+        path = await back_up(settings.database_path, settings.backup_dir, settings.backup_keep)
+    except Exception:
+        log.exception("The daily backup failed; older backups are kept. Check free space and BACKUP_DIR")
+        return
+    log.info("Backup written: %s", path.name)
+
+
+async def enforce_retention(db: Database, settings: Settings, services: Services) -> None:
+    """Clear the text of cases closed more than RETENTION_DAYS ago; delete expired invitations."""
+    await apply_retention(db, days=settings.retention_days, now=services.clock())
+
+
+def _at(hhmm: str, minus_minutes: int = 0) -> tuple[int, int]:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return divmod((hour * 60 + minute - minus_minutes) % (24 * 60), 60)
+
+
+def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Services, db: Database) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=settings.tz)
     scheduler.add_job(
         follow_up_alerts,
@@ -87,5 +114,25 @@ def build_scheduler(settings: Settings, storage: SQLiteStorage, services: Servic
         id="forget_abandoned_conversations",
         coalesce=True,
         max_instances=1,
+    )
+    backup_hour, backup_minute = _at(settings.backup_time)
+    scheduler.add_job(
+        back_up_database,
+        CronTrigger(hour=backup_hour, minute=backup_minute, timezone=settings.tz),
+        args=[settings],
+        id="daily_backup",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=3600,
+    )
+    retention_hour, retention_minute = _at(settings.backup_time, RETENTION_BEFORE_BACKUP_MINUTES)
+    scheduler.add_job(
+        enforce_retention,
+        CronTrigger(hour=retention_hour, minute=retention_minute, timezone=settings.tz),
+        args=[db, settings, services],
+        id="daily_retention",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=3600,
     )
     return scheduler

@@ -52,7 +52,6 @@ class SurveyUnavailable(Exception):
 class ResultFiles:
     survey: Survey
     instrument: Instrument
-    respondents: int
     chart_png: bytes
     xlsx: bytes
 
@@ -85,7 +84,7 @@ class SurveyService:
         return await self._access.committee_sites(user_id)
 
     async def launch(self, user_id: int, instrument_id: str, sites: list[int] | None, opens_at: datetime | None,
-                     days: int) -> Survey:
+                     days: int, *, languages: list[str] | None = None) -> Survey:
         """Create the survey and send (or schedule) its invitation with a Start button."""
         allowed = await self.launchable_sites(user_id)
         if allowed is not None and (not allowed or not sites or not set(sites) <= allowed):
@@ -94,10 +93,12 @@ class SurveyService:
             raise ValueError("unknown instrument or duration")
         now = self._clock()
         opens_at = opens_at if opens_at and opens_at > now else now
-        audience = Audience(tuple(sorted(sites)) if sites else None, None)
+        audience = Audience(tuple(sorted(sites)) if sites else None,
+                            tuple(code for code in LOCALES if code in languages) if languages else None)
         survey_id = await self.repo.create(instrument_id, user_id, audience, opens_at, opens_at + timedelta(days=days),
                                            now, secrets.token_bytes(32))
         draft = Draft(sites=list(audience.sites) if audience.sites else None,
+                      languages=list(audience.languages) if audience.languages else None,
                       versions=self._invitations(self.instruments[instrument_id], opens_at + timedelta(days=days)),
                       quiet_hours="hold", send_at=opens_at.isoformat() if opens_at > now else None)
         campaign = await self._announcements.confirm(user_id, draft, survey_id=survey_id)
@@ -220,4 +221,4 @@ class SurveyService:
         with self._i18n.context(), self._i18n.use_locale(language):
             chart = results_chart_png(instrument, results, names, language, visible)
             workbook = results_xlsx([(instrument, results)], names, language, visible)
-        return ResultFiles(survey, instrument, len(responses), chart, workbook)
+        return ResultFiles(survey, instrument, chart, workbook)

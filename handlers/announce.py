@@ -421,13 +421,15 @@ async def _preview(callback: CallbackQuery, state: FSMContext, announcements: An
     chat_id = callback.from_user.id
     languages = draft.languages or list(LOCALES)
     own = [code for code in languages if code in draft.versions]
-    if len(own) < len(languages):  # somebody gets the main version
+    main = [code for code in languages if code not in own]
+    if main:  # shown with the buttons in the organizer's language if it is among them
         await callback.bot.send_message(chat_id, _("👁 Preview: the main version, for {languages}:").format(
-            languages=", ".join(_language_name(code, i18n) for code in languages if code not in own)))
-        await announcements.preview(chat_id, draft, "fallback")
+            languages=", ".join(_language_name(code, i18n) for code in main)))
+        await announcements.preview(chat_id, draft, "fallback", i18n.current_locale if i18n.current_locale in main
+                                    else main[0])
     for code in own:
         await callback.bot.send_message(chat_id, _("👁 Preview for {language}:").format(language=_language_name(code, i18n)))
-        await announcements.preview(chat_id, draft, code)
+        await announcements.preview(chat_id, draft, code, code)
     await state.set_state(Compose.confirm)
     data = await state.get_data()
     text, markup = await _screen(Compose.confirm, draft, data, announcements, sites, i18n, settings)

@@ -18,7 +18,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.access import NotAllowed
 from bot.announcements import parse_send_time
-from bot.config import Settings
+from bot.config import LOCALES, Settings
 from bot.surveys import DURATIONS_DAYS, SurveyService, SurveyUnavailable
 from handlers.keyboards import nav_row, show
 from storage.sites import SiteRepository
@@ -31,12 +31,13 @@ router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
 class SurveySetup(StatesGroup):
     instrument = State()
     sites = State()
+    languages = State()
     opens = State()
     confirm = State()
 
 
 class SetupCb(CallbackData, prefix="ss"):
-    action: str  # instrument | site | allsites | sites_done | now | days | launch
+    action: str  # instrument | site | allsites | sites_done | language | languages_done | now | days | launch
     value: str = ""
 
 
@@ -73,6 +74,13 @@ async def _setup_screen(data: dict, surveys: SurveyService, sites: SiteRepositor
             rows.append([_button(("✅ " if not chosen else "") + _("All mines"), "allsites")])
         rows.append([_button(_("✔️ Done"), "sites_done")])
         return _("Which mines are invited? Tap to choose, then Done."), InlineKeyboardMarkup(inline_keyboard=rows)
+    if step == "languages":
+        chosen = set(data.get("languages") or [])
+        rows = [[_button(("✅ " if code in chosen else "") + i18n.gettext("English", locale=code), "language", code)]
+                for code in LOCALES]
+        rows.append([_button(_("✔️ Done"), "languages_done")])
+        return _("Which languages' speakers are invited? Nothing chosen means all."), \
+            InlineKeyboardMarkup(inline_keyboard=rows)
     if step == "opens":
         return _("When does it open? Press Now, or send a date and time ({timezone}) as DD.MM.YYYY HH:MM.").format(
             timezone=settings.timezone), InlineKeyboardMarkup(inline_keyboard=[
@@ -88,6 +96,8 @@ async def _setup_screen(data: dict, surveys: SurveyService, sites: SiteRepositor
         _("<b>Check and launch</b>"),
         _("Questionnaire: {title}").format(title=html.escape(instrument.title.get(language))),
         _("Mines: {mines}").format(mines=html.escape(", ".join(names)) if names else _("all")),
+        _("Languages: {languages}").format(languages=", ".join(i18n.gettext("English", locale=code) for code in
+                                                                 data["languages"]) if data.get("languages") else _("all")),
         _("Opens: {when}").format(when=_("now") if not opens else opens),
         _("Open for: {days} days").format(days=data["days"]),
         _("Subscribed miners of these mines get an invitation with a Start button."),
@@ -96,7 +106,8 @@ async def _setup_screen(data: dict, surveys: SurveyService, sites: SiteRepositor
 
 async def _show_setup(event: Message | CallbackQuery, state: FSMContext, data: dict, surveys: SurveyService,
                       sites: SiteRepository, i18n: I18n, settings: Settings) -> None:
-    await state.set_state({"instrument": SurveySetup.instrument, "sites": SurveySetup.sites, "opens": SurveySetup.opens,
+    await state.set_state({"instrument": SurveySetup.instrument, "sites": SurveySetup.sites,
+                           "languages": SurveySetup.languages, "opens": SurveySetup.opens,
                            "days": SurveySetup.opens, "confirm": SurveySetup.confirm}[data["step"]])
     await state.set_data(data)
     allowed = await surveys.launchable_sites(event.from_user.id)
@@ -135,6 +146,11 @@ async def setup_step(callback: CallbackQuery, callback_data: SetupCb, state: FSM
         if allowed is not None and not data.get("sites"):
             callback_answer.text = _("Choose at least one of your mines.")
             return
+        data = {**data, "step": "languages"}
+    elif action == "language" and value in LOCALES:
+        chosen = set(data.get("languages") or []) ^ {value}
+        data = {**data, "languages": [code for code in LOCALES if code in chosen] or None}
+    elif action == "languages_done":
         data = {**data, "step": "opens"}
     elif action == "now":
         data = {**data, "opens_at": None, "step": "days"}
@@ -145,6 +161,7 @@ async def setup_step(callback: CallbackQuery, callback_data: SetupCb, state: FSM
         return
     else:
         callback_answer.text = _("That button belongs to an earlier step.")
+        return
     await _show_setup(callback, state, data, surveys, sites, i18n, settings)
 
 
@@ -167,7 +184,8 @@ async def _launch(callback: CallbackQuery, state: FSMContext, data: dict, survey
 
     opens = datetime.fromisoformat(data["opens_utc"]) if data.get("opens_utc") else None
     try:
-        survey = await surveys.launch(callback.from_user.id, data["instrument"], data.get("sites"), opens, data["days"])
+        survey = await surveys.launch(callback.from_user.id, data["instrument"], data.get("sites"), opens, data["days"],
+                                      languages=data.get("languages"))
     except NotAllowed:
         await state.clear()
         await show(callback, _not_allowed(), None)
@@ -230,8 +248,9 @@ async def show_results(callback: CallbackQuery, callback_data: ResultsCb, survey
                 date=survey.closes_at.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M")), reply_markup=markup)
         return
     title = files.instrument.title.get(i18n.current_locale)
-    caption = _("{title}, survey #{number}: {count} answer sets. Groups with fewer than 10 (20 for harassment) "
-                "are shown only as “too few answers”.").format(title=title, number=survey_id, count=files.respondents)
+    # No total count: it would give away the overall number even where the overall cell is hidden.
+    caption = _("{title}, survey #{number}. Groups with fewer than 10 (20 for harassment) "
+                "are shown only as “too few answers”.").format(title=title, number=survey_id)
     await callback.bot.send_photo(user_id, BufferedInputFile(files.chart_png, f"survey-{survey_id}.png"),
                                   caption=caption[:1024])
     await callback.bot.send_document(user_id, BufferedInputFile(files.xlsx, f"survey-{survey_id}.xlsx"))

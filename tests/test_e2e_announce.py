@@ -144,9 +144,10 @@ async def test_everyone_gets_it_in_their_language_exactly_as_previewed(tg: FakeT
     kazakh, russian, english = (announcements_to(tg, miner)[0] for miner in (7_000_001, 7_000_002, 7_000_003))
     assert kazakh["text"] == "5 желтоқсанда жиын: 176 конвенция!"
     assert russian["text"] == BOLD_TEXT and russian["entities"] == bold
-    # The main version's preview has the buttons of DEFAULT_LOCALE (ru), as an ru recipient gets it.
+    # The main version's preview has the organizer's language's buttons, as an English recipient gets it.
     main_preview = next(p for p in previews if p["text"] == BOLD_TEXT)
-    assert visible(main_preview) == visible(russian)
+    assert visible(main_preview) == visible(english)
+    assert visible(main_preview)[:3] == visible(russian)[:3]
     kazakh_preview = next(p for p in previews if p["text"] != BOLD_TEXT)
     assert visible(kazakh_preview) == visible(kazakh)
     assert [label for label, _url in visible(english)[3]] == [
@@ -380,7 +381,7 @@ def test_scheduler_runs_due_campaigns_every_minute(tmp_path: Path) -> None:
     from bot.scheduler import build_scheduler
 
     settings = load_settings(bot_token="123456:" + "A" * 35, _env_file=None, database_path=tmp_path / "db.sqlite3")
-    scheduler = build_scheduler(settings, storage=None, services=SimpleNamespace(alerts=None))  # type: ignore[arg-type]
+    scheduler = build_scheduler(settings, storage=None, services=SimpleNamespace(alerts=None), db=None)  # type: ignore[arg-type]
     job = scheduler.get_job("due_campaigns")
     assert job.func is start_due_campaigns
     assert job.trigger.interval == timedelta(minutes=1) and str(job.trigger.timezone) == "Asia/Almaty"

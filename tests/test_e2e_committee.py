@@ -340,7 +340,7 @@ def test_digest_job_fires_at_digest_time_in_almaty(tmp_path: Path) -> None:
     from tests.conftest import TOKEN
 
     settings = load_settings(bot_token=TOKEN, database_path=tmp_path / "x.sqlite3", _env_file=None)
-    scheduler = build_scheduler(settings, storage=None, services=SimpleNamespace(alerts=None))
+    scheduler = build_scheduler(settings, storage=None, services=SimpleNamespace(alerts=None), db=None)
     trigger = scheduler.get_job("daily_digests").trigger
     fire = trigger.get_next_fire_time(None, datetime(2026, 11, 23, 4, 0, tzinfo=UTC).astimezone(settings.tz))
     assert fire.astimezone(UTC) == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 08:00 at UTC+5

@@ -18,6 +18,8 @@ from tests.flows import choose_language, data_starts, says, tap
 
 ORGANIZER = 6_300_000_001
 WHO5 = load_instruments()["who5"]
+LAST_QUESTION = ("That was the last question ({answered} of {total} answered). Send your answers? "
+                 "They cannot be changed afterwards.")
 
 
 @pytest.fixture
@@ -42,18 +44,21 @@ async def until(condition, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def launch(org: FakeUser, instrument: str) -> None:
+async def launch(org: FakeUser, instrument: str, languages: tuple[str, ...] = ()) -> None:
     org.skip_pending()
     await org.send("/survey")
     card = await org.next_message()
     assert says(card, "en", "Which questionnaire?")
     await tap(org, data_starts(f"ss:instrument:{instrument}"), message=card)
     await tap(org, data_starts("ss:sites_done"), message=card)
+    for language in languages:
+        await tap(org, data_starts(f"ss:language:{language}"), message=card)
+    await tap(org, data_starts("ss:languages_done"), message=card)
     await tap(org, data_starts("ss:now"), message=card)
     await tap(org, data_starts("ss:days:14"), message=card)
     assert says(card, "en", "Check and launch")
     await tap(org, data_starts("ss:launch"), message=card)
-    assert says(card, "en", "launched")
+    assert card["text"].startswith("🚀"), card["text"]  # "Survey #N launched…"
 
 
 async def invitation(user: FakeUser, timeout: float = 15.0) -> dict:
@@ -109,7 +114,7 @@ async def test_who5_in_three_languages_with_skip_back_and_a_refused_second_answe
         for _ in range(4):
             skip = language == "ru" and "3/5" in question["text"]
             await tap(miner, data_starts("sv:skip:" if skip else "sv:answer:"), message=question)
-        assert says(question, language, "That was the last question")
+        assert says(question, language, LAST_QUESTION, answered=4 if language == "ru" else 5, total=5)
         await tap(miner, data_starts("sv:submit:"), message=question)
         assert says(question, language, "✅ Thank you! Your answers are saved, without your name or account.")
         # Only a respondent who answered all five items sees a score (a plain sentence, no diagnosis).
@@ -165,12 +170,11 @@ async def test_resume_after_restart_and_nothing_left_after_closing(tg: FakeTeleg
         listing = await org.next_message()
         await tap(org, data_starts("res:show:"), message=listing)
         not_yet = await org.next_message()
-        assert says(not_yet, "en", "Results are shown once the survey has closed")
+        assert not_yet["text"].startswith("Results are shown once the survey has closed ("), not_yet["text"]
         await tap(org, data_starts("res:close:"), message=not_yet)
         chart, workbook = await org.next_message(), await org.next_message()
         title = load_instruments()["union_mining_checklist"].title.get("en")
-        assert chart.get("photo") and says(chart, "en", "{title}, survey #{number}: {count} answer sets.",
-                                           title=title, number=1, count=1), chart
+        assert chart.get("photo") and says(chart, "en", "{title}, survey #{number}.", title=title, number=1), chart
         book = load_workbook(io.BytesIO(tg.file_content(workbook["document"]["file_id"])))
         cells = [str(cell.value) for sheet in book.worksheets for row in sheet.iter_rows() for cell in row if cell.value]
         assert any(tr("en", "too few answers") in cell for cell in cells)
@@ -191,7 +195,37 @@ async def test_resume_after_restart_and_nothing_left_after_closing(tg: FakeTeleg
     tg.assert_no_errors()
 
 
-async def test_committee_launches_for_its_own_mine_only(tg: FakeTelegram, bot: InProcessBot) -> None:
+async def test_committee_launches_for_its_own_mine_and_language(tg: FakeTelegram, bot: InProcessBot) -> None:
+    member = tg.user(7_920_010, "Member", language_code="ru")
+    await choose_language(member, "ru")
+    with db(bot) as connection:
+        own, other = [row[0] for row in connection.execute(
+            "SELECT id FROM sites WHERE region_code = 'ekibastuz-coal' AND archived = 0 ORDER BY position LIMIT 2")]
+        connection.execute("INSERT INTO roles (user_id, role, site_id, display_name, granted_at) "
+                           "VALUES (?, 'committee', ?, 'Member', '2026-11-01T00:00:00Z')", (member.id, own))
+        connection.executemany("INSERT INTO users (user_id, language, site_id) VALUES (?, ?, ?)",
+                               [(7_920_011, "kk", own), (7_920_012, "ru", own), (7_920_013, "kk", other)])
+    for user_id in (7_920_011, 7_920_012, 7_920_013):
+        tg.user(user_id, "Miner", started=True)
+    member.skip_pending()
+    await member.send("/survey")
+    card = await member.next_message()
+    await tap(member, data_starts("ss:instrument:who5"), message=card)
+    site_buttons = [b for row in card["reply_markup"]["inline_keyboard"] for b in row
+                    if (b.get("callback_data") or "").startswith("ss:site:")]
+    assert [b["callback_data"] for b in site_buttons] == [f"ss:site:{own}"]  # its own mine only, already chosen
+    forged = await member.callback_answer(await member.press_data(f"ss:site:{other}", message=card))
+    assert forged["text"] == tr("ru", "That button belongs to an earlier step.")
+    await tap(member, data_starts("ss:sites_done"), message=card)
+    await tap(member, data_starts("ss:language:kk"), message=card)
+    await tap(member, data_starts("ss:languages_done"), message=card)
+    await tap(member, data_starts("ss:now"), message=card)
+    await tap(member, data_starts("ss:days:7"), message=card)
+    await tap(member, data_starts("ss:launch"), message=card)
+    await until(lambda: any(tg.user(7_920_011, "Miner").bot_messages()))
+    await asyncio.sleep(0.5)
+    assert not tg.user(7_920_012, "Miner").bot_messages() and not tg.user(7_920_013, "Miner").bot_messages()
+
     miner = tg.user(7_920_001, "Miner", language_code="ru")
     await choose_language(miner, "ru")
     await miner.send("/survey")

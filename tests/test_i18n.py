@@ -86,6 +86,8 @@ def test_no_user_visible_literal_outside_the_catalogs() -> None:
     offenders = []
     for folder in ("bot", "handlers"):
         for path in (ROOT / folder).rglob("*.py"):
+            if path == ROOT / "bot" / "__main__.py":
+                continue  # the operator's command line (check, backup, restore) is English, like the logs
             for line, text in _literal_texts(ast.parse(path.read_text(encoding="utf-8"))):
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {text!r}")
     assert offenders == []
