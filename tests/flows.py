@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from dataclasses import dataclass
@@ -99,3 +100,12 @@ async def report(
     found = re.search(r"(MV-[0-9A-Z]{5}).*?([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})", confirmation["text"], re.S)
     assert found, confirmation["text"]
     return Receipt(found.group(1), found.group(2), confirmation)
+
+
+async def until(condition, timeout: float = 15.0) -> None:
+    """Wait until `condition()` holds (the bot works in the background: sends, engine, jobs)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)

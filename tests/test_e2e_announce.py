@@ -15,7 +15,7 @@ import pytest
 from bot.scheduler import start_due_campaigns
 from tests.e2e_support import InProcessBot, tr
 from tests.fake_telegram import FakeTelegram, FakeUser
-from tests.flows import choose_language, data_starts, says, tap
+from tests.flows import choose_language, data_starts, says, tap, until
 
 ORGANIZER = 6_200_000_001
 BOLD_TEXT = "Сход 5 декабря: ратифицируем Конвенцию МОТ № 176!"
@@ -61,13 +61,6 @@ def announcements_to(tg: FakeTelegram, chat_id: int) -> list[dict]:
             if any(button.get("callback_data") == "unsub" for row in
                    (message.get("reply_markup") or {}).get("inline_keyboard", []) for button in row)]
 
-
-async def until(condition, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 async def compose(org: FakeUser, *, sites: list[int] = (), languages: list[str] = (), text: str = BOLD_TEXT,

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from bot.instruments import load_instruments
 from tests.e2e_support import InProcessBot, tr
 from tests.fake_telegram import FakeTelegram, FakeUser
-from tests.flows import choose_language, data_starts, says, tap
+from tests.flows import choose_language, data_starts, says, tap, until
 
 ORGANIZER = 6_300_000_001
 WHO5 = load_instruments()["who5"]
@@ -35,13 +35,6 @@ def db(bot: InProcessBot) -> sqlite3.Connection:
     connection.row_factory = sqlite3.Row
     return connection
 
-
-async def until(condition, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 async def launch(org: FakeUser, instrument: str, languages: tuple[str, ...] = ()) -> None:
