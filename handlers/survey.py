@@ -116,10 +116,6 @@ async def _go(event: Message | CallbackQuery, state: FSMContext, data: dict, sur
     await show(event, text, markup)
 
 
-def _after_group(data: dict) -> dict:
-    return {**data, "step": "question" if data.get("index") is not None else "question", "index": data.get("index") or 0}
-
-
 # --- starting and resuming ----------------------------------------------------------------------
 
 @router.callback_query(SurveyCb.filter(F.action == "start"))
@@ -138,7 +134,8 @@ async def start(callback: CallbackQuery, callback_data: SurveyCb, state: FSMCont
     try:
         survey, instrument = await surveys.open_survey(callback_data.survey_id, callback.from_user.id)
     except SurveyUnavailable as why:
-        await state.clear() if current is not None else None
+        if current is not None:  # answers in progress for a survey that closed meanwhile
+            await state.clear()
         callback_answer.text = _unavailable(why.reason)
         callback_answer.show_alert = True
         return

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
@@ -180,8 +181,6 @@ async def opens_typed(message: Message, state: FSMContext, surveys: SurveyServic
 
 async def _launch(callback: CallbackQuery, state: FSMContext, data: dict, surveys: SurveyService,
                   settings: Settings) -> None:
-    from datetime import datetime
-
     opens = datetime.fromisoformat(data["opens_utc"]) if data.get("opens_utc") else None
     try:
         survey = await surveys.launch(callback.from_user.id, data["instrument"], data.get("sites"), opens, data["days"],
