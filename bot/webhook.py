@@ -66,8 +66,8 @@ async def health(app: App) -> tuple[int, dict[str, object]]:
     checks: dict[str, object] = {}
     healthy = True
     try:
-        row = await asyncio.wait_for(app.db.fetchone("SELECT 1"), HEALTH_DB_TIMEOUT)
-        checks["database"] = "ok" if row is not None and row[0] == 1 else "no answer"
+        answered = await asyncio.wait_for(app.db.ping(), HEALTH_DB_TIMEOUT)
+        checks["database"] = "ok" if answered else "no answer"
     except TimeoutError:
         checks["database"] = "busy"
     except Exception as exc:  # noqa: BLE001 - any failure is an unhealthy database

@@ -119,6 +119,11 @@ class Database:
         transaction commits, so that deleted data leaves no old copies in the `-wal` file."""
         self._checkpoint_wanted = True
 
+    async def ping(self) -> bool:
+        """The connection answers (for the health endpoint)."""
+        row = await self.fetchone("SELECT 1")
+        return row is not None and row[0] == 1
+
     async def checkpoint(self) -> None:
         """Fold the WAL into the database file, fsync, and truncate the WAL to zero bytes."""
         async with self._lock:
