@@ -3,9 +3,10 @@
 import asyncio
 import sys
 
-from benchmarks import digest_build, report_flow
+from benchmarks import capacity, digest_build, report_flow
 
 if __name__ == "__main__":
     sys.argv = sys.argv[:1]
     asyncio.run(report_flow.main())
     digest_build.main()
+    capacity.main()

@@ -1,7 +1,8 @@
 """Campaign announcements as organizers compose them and miners receive them.
 
-One function renders a campaign for a recipient (`AnnouncementService.deliver`); the preview
-goes through the very same function, so what the organizer approves is what miners get.
+One function renders a campaign into the Bot API call a recipient gets (`_call`); the preview
+sends that very call, so what the organizer approves is what miners get. Delivery sends it
+prepared once per campaign and language (bot/bulk_send.py).
 The organizer's own text and formatting entities are sent unchanged (parse_mode off), with
 the buttons in the recipient's language: the link (its web address shown, so nobody is lured
 to a look-alike site), "I've read it" if asked for, and Unsubscribe, always.
@@ -21,12 +22,14 @@ from urllib.parse import urlsplit
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.access import AccessService
 from bot.broadcasts import BroadcastEngine
+from bot.bulk_send import BulkSender, PreparedCall
 from bot.config import LOCALES
 from storage.campaigns import Audience, Campaign, CampaignRepository, Counters
 from storage.users import UserRepository
@@ -180,20 +183,23 @@ class AnnouncementService:
         self.tz = tz
         self._paid = paid_broadcast or None
         self._clock = clock
-        self._rendered: dict[tuple[int, str], _Rendered] = {}
+        self._bulk = BulkSender(bot)
+        self._prepared: dict[tuple[int, str, bool], PreparedCall] = {}
         self.engine: BroadcastEngine | None = None  # set by the wiring (the engine calls `deliver`)
 
     # --- what recipients get -----------------------------------------------------------------
 
-    async def deliver(self, chat_id: int, language: str, campaign: Campaign) -> Any:
+    async def deliver(self, chat_id: int, language: str, campaign: Campaign) -> None:
         """The engine's `send`: exactly one Bot API request per recipient; errors propagate."""
-        rendered = self._rendered.get((campaign.id, language))
-        if rendered is None:
+        key = (campaign.id, language, campaign.silent_now)
+        prepared = self._prepared.get(key)
+        if prepared is None:
             rendered = self._render(campaign.contents, language, campaign.id, campaign.ack_button)
-            if len(self._rendered) > 64:  # one entry per campaign and language; old campaigns are done
-                self._rendered.clear()
-            self._rendered[(campaign.id, language)] = rendered
-        return await self._send(chat_id, rendered, silent=campaign.silent_now, paid=self._paid)
+            prepared = self._bulk.prepare(self._call(rendered, 0, silent=campaign.silent_now, paid=self._paid))
+            if len(self._prepared) > 64:  # a few entries per campaign; old campaigns are done
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        await self._bulk.send(prepared, chat_id)
 
     async def preview(self, chat_id: int, draft: Draft, version: str, language: str) -> None:
         """One version exactly as its recipients in `language` will see it ("fallback": the main version)."""
@@ -201,7 +207,7 @@ class AnnouncementService:
         if version == "fallback":
             contents = {**contents, language: contents["fallback"]}
         rendered = self._render(contents, language, PREVIEW_CAMPAIGN_ID, draft.ack_button)
-        await self._send(chat_id, rendered, silent=False, paid=None)
+        await self._bot(self._call(rendered, chat_id, silent=False, paid=None))
 
     def _render(self, contents: dict[str, Any], language: str, campaign_id: int, ack_button: bool) -> _Rendered:
         version = contents.get(language)
@@ -225,15 +231,16 @@ class AnnouncementService:
         entities = [MessageEntity.model_validate(entity) for entity in content.entities]
         return _Rendered(content, entities, InlineKeyboardMarkup(inline_keyboard=rows))
 
-    async def _send(self, chat_id: int, rendered: _Rendered, *, silent: bool, paid: bool | None) -> Any:
+    @staticmethod
+    def _call(rendered: _Rendered, chat_id: int, *, silent: bool, paid: bool | None) -> SendMessage | SendPhoto:
         content = rendered.content
         if content.photo:
-            return await self._bot.send_photo(
-                chat_id, content.photo, caption=content.text or None, caption_entities=rendered.entities or None,
-                parse_mode=None, reply_markup=rendered.markup, disable_notification=silent or None,
-                allow_paid_broadcast=paid)
-        return await self._bot.send_message(
-            chat_id, content.text, entities=rendered.entities or None, parse_mode=None,
+            return SendPhoto(
+                chat_id=chat_id, photo=content.photo, caption=content.text or None,
+                caption_entities=rendered.entities or None, parse_mode=None, reply_markup=rendered.markup,
+                disable_notification=silent or None, allow_paid_broadcast=paid)
+        return SendMessage(
+            chat_id=chat_id, text=content.text, entities=rendered.entities or None, parse_mode=None,
             reply_markup=rendered.markup, disable_notification=silent or None, allow_paid_broadcast=paid)
 
     # --- composing and controlling -------------------------------------------------------------

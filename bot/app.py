@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -172,7 +173,28 @@ def build_dispatcher(services: Services, storage: SQLiteStorage, i18n: I18n) -> 
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*all_routers())
     dp.errors.register(_on_error)
+    evaluate_sync_filters_inline(dp)
     return dp
+
+
+def evaluate_sync_filters_inline(router: Router) -> None:
+    """aiogram runs every synchronous filter (each magic `F` filter) in a worker thread: a thread
+    hop and two GIL hand-overs per check, a dozen per update here. Ours are attribute look-ups
+    that never block, so they are evaluated in the event loop instead."""
+    for each in router.chain_tail:
+        for observer in each.observers.values():
+            for handler in (observer._handler, *observer.handlers):  # _handler: router-wide filters
+                for filter_ in handler.filters or ():
+                    if not filter_.awaitable:
+                        filter_.callback = _awaitable(filter_.callback)
+                        filter_.awaitable = True
+
+
+def _awaitable(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def inline(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    return inline
 
 
 async def _on_error(event: ErrorEvent) -> bool:

@@ -1,7 +1,10 @@
 """The Monday chart of the committee digest: reports per category per week, as a PNG.
 
 Rendered off-screen (Agg) with matplotlib's object API, so no display and no global pyplot state.
-Call it inside the recipient language's i18n context: labels and legend go through `_()`."""
+Call it inside the recipient language's i18n context: labels and legend go through `_()`.
+
+matplotlib (with numpy and Pillow) is imported when the first chart is drawn, not with this module:
+it adds about 30 MB to the process, and most days no chart is drawn (see benchmarks/capacity.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +12,10 @@ import io
 from dataclasses import dataclass
 from datetime import date
 
-import matplotlib
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_skeleton
 
-matplotlib.use("Agg")
-
-from aiogram.utils.i18n import gettext as _  # noqa: E402
-from babel.dates import format_skeleton  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from bot.hazards import CATEGORIES  # noqa: E402
+from bot.hazards import CATEGORIES
 
 # 960 × 600 px: readable on a phone without zooming, small enough to send quickly.
 FIGURE_INCHES = (8, 5)
@@ -41,15 +38,27 @@ def _category_label(code: str) -> str:
     return str(label) if label is not None else code
 
 
+def agg_matplotlib():
+    """matplotlib, imported on first use, with the off-screen Agg backend (also for `bot.survey_report`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return matplotlib
+
+
 def _colour(index: int):
     """A fixed colour per category, so a category looks the same from one Monday to the next:
     the 20 colours of tab20, dark shades first, so neighbours never differ only in lightness."""
     shades = [*range(0, 20, 2), *range(1, 20, 2)]
-    return matplotlib.colormaps["tab20"](shades[index % 20])
+    return agg_matplotlib().colormaps["tab20"](shades[index % 20])
 
 
 def weekly_chart_png(data: WeeklyCounts, site_name: str, language: str) -> bytes:
     """A stacked bar per week, one colour per category that had reports; returns PNG bytes."""
+    agg_matplotlib()
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=FIGURE_INCHES, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     positions = list(range(len(data.weeks)))

@@ -152,11 +152,12 @@ class ReportService:
             photo_file_ids=tuple(draft.photos),
             created_hour=current_hour(self._clock()),
         )
-        async with self._db.transaction():
+        async with self._db.transaction() as tx:
+            # The checkpoint at commit makes the report durable on disk before the miner is told,
+            # and truncates the WAL that still holds the deleted draft.
+            tx.want_checkpoint()
             await self._reports.add(report)
             await forget_draft()
-        # Durable on disk before the miner is told; the draft's deletion also truncates the WAL.
-        await self._db.checkpoint()
         # Deliberately not logged: a log line carries the second it was written, which would undo
         # rounding the report's time down to the hour.
         return Submitted(case_code, receipt)

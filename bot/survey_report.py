@@ -3,7 +3,8 @@
 Both render `bot.survey_results.Results`, which hold aggregates only: there is no individual answer to
 leak. Hidden cells say "too few answers" and nothing else. Scale, instrument and band texts come from
 the instrument file; the rest goes through `_()`. Call inside the recipient language's i18n context.
-The chart is drawn off-screen (Agg) with matplotlib's object API, like `bot.charts`."""
+The chart is drawn off-screen (Agg) with matplotlib's object API, like `bot.charts`. matplotlib and
+openpyxl are imported when results are first rendered, not with this module, as in `bot.charts`."""
 
 from __future__ import annotations
 
@@ -11,20 +12,16 @@ import io
 import math
 import textwrap
 from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import matplotlib
+from aiogram.utils.i18n import gettext as _
 
-matplotlib.use("Agg")
+from bot.charts import agg_matplotlib
+from bot.instruments import Instrument
+from bot.survey_results import BUCKETS, Results, Where
 
-from aiogram.utils.i18n import gettext as _  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
-from openpyxl.styles import Alignment, Font  # noqa: E402
-from openpyxl.utils import get_column_letter  # noqa: E402
-
-from bot.instruments import Instrument  # noqa: E402
-from bot.survey_results import BUCKETS, Results, Where  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 120
 WIDTH_INCHES = 8  # 960 px: readable on a phone without zooming
@@ -59,6 +56,9 @@ def results_chart_png(instrument: Instrument, results: Results, site_names: Mapp
                       sites: Collection | None = None) -> bytes:
     """The committee's chart as PNG bytes: for the WHO-5, the share of respondents in each band per group;
     otherwise the mean score per scale (rows) and group (columns). Hidden cells say "too few answers"."""
+    agg_matplotlib()
+    from matplotlib.figure import Figure
+
     columns = shown_columns(results, sites)
     title = _("{survey}: mean score by group, 0–100").format(survey=instrument.title.get(language))
     if instrument.bands:
@@ -88,7 +88,9 @@ def _mean_grid(axes, instrument: Instrument, results: Results, columns: list[Whe
             cell = results.scale(scale.id).cell(where)
             if not cell.hidden:
                 goodness[row][col] = cell.mean if scale.higher_is_better else 100 - cell.mean
-    colours = ListedColormap(matplotlib.colormaps["RdYlGn"](range(40, 216))).with_extremes(bad=GREY)
+    from matplotlib.colors import ListedColormap
+
+    colours = ListedColormap(agg_matplotlib().colormaps["RdYlGn"](range(40, 216))).with_extremes(bad=GREY)
     axes.imshow(goodness, cmap=colours, vmin=0, vmax=100, aspect="auto")
 
     small = len(columns) > 6
@@ -121,7 +123,7 @@ def _band_bars(figure: Figure, axes, instrument: Instrument, results: Results, c
                site_names: Mapping, language: str) -> None:
     """One stacked bar per group, worst band first and red; the mean score at the end of the bar."""
     result = results.scale(instrument.scales[0].id)
-    palette = matplotlib.colormaps["RdYlGn"]
+    palette = agg_matplotlib().colormaps["RdYlGn"]
     steps = max(1, len(instrument.bands) - 1)
     shades = [palette(0.12 + 0.76 * index / steps) for index in range(len(instrument.bands))]
     positions = range(len(columns))
@@ -177,6 +179,8 @@ def _sheet_title(title: str, taken: set[str]) -> str:
 def results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapping, language: str,
                  sites: Collection | None = None) -> bytes:
     """One sheet per instrument: groups as columns; per scale n, mean, distribution and WHO-5 band shares."""
+    from openpyxl import Workbook
+
     book = Workbook()
     book.remove(book.active)
     taken: set[str] = set()
@@ -192,6 +196,9 @@ def results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapp
 
 def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping, language: str,
            sites: Collection | None) -> None:
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     columns = shown_columns(results, sites)
     hidden = too_few_answers()
 

@@ -74,14 +74,15 @@ class Database:
             if self._checkpoint_wanted:
                 await self._checkpoint_locked()
 
+    # Each await on the connection is a round trip to its worker thread, so every method below
+    # makes one where it can (execute_insert, execute_fetchall) rather than execute, fetch, close.
+
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement (atomic by itself in autocommit mode, or part of the caller's
         transaction); returns the last inserted rowid (or 0)."""
         async with self._statement():
-            cursor = await self._conn.execute(sql, tuple(params))
-            rowid = cursor.lastrowid or 0
-            await cursor.close()
-            return rowid
+            row = await self._conn.execute_insert(sql, tuple(params))
+            return (row[0] if row else 0) or 0
 
     async def execute_count(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one statement; returns how many rows it changed."""
@@ -96,14 +97,13 @@ class Database:
             await self._conn.executemany(sql, [tuple(row) for row in rows])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._statement():
-            async with self._conn.execute(sql, tuple(params)) as cursor:
-                return await cursor.fetchone()
+        """The first row of a query that yields at most a few (a key look-up, an aggregate)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._statement():
-            async with self._conn.execute(sql, tuple(params)) as cursor:
-                return list(await cursor.fetchall())
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[None]:
@@ -131,8 +131,7 @@ class Database:
 
     async def _checkpoint_locked(self) -> None:
         self._checkpoint_wanted = False
-        async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-            busy, _, _ = await cursor.fetchone()
+        (busy, _, _), = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
         if busy:
             log.warning("WAL checkpoint could not complete; it will be retried")
             self._checkpoint_wanted = True

@@ -102,6 +102,55 @@ async def report(
     return Receipt(found.group(1), found.group(2), confirmation)
 
 
+async def launch(org: FakeUser, instrument: str, languages: tuple[str, ...] = ()) -> None:
+    org.skip_pending()
+    await org.send("/survey")
+    card = await org.next_message()
+    assert says(card, "en", "Which questionnaire?")
+    await tap(org, data_starts(f"ss:instrument:{instrument}"), message=card)
+    await tap(org, data_starts("ss:sites_done"), message=card)
+    for language in languages:
+        await tap(org, data_starts(f"ss:language:{language}"), message=card)
+    await tap(org, data_starts("ss:languages_done"), message=card)
+    await tap(org, data_starts("ss:now"), message=card)
+    await tap(org, data_starts("ss:days:14"), message=card)
+    assert says(card, "en", "Check and launch")
+    await tap(org, data_starts("ss:launch"), message=card)
+    assert card["text"].startswith("🚀"), card["text"]  # "Survey #N launched…"
+
+
+async def invitation(user: FakeUser, timeout: float = 15.0) -> dict:
+    """The newest message carrying a Start button."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for message in reversed(user.bot_messages()):
+            if any(data_starts("sv:start:")(button) for row in (message.get("reply_markup") or {}).get(
+                    "inline_keyboard", []) for button in row):
+                return message
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("no invitation")
+        await asyncio.sleep(0.05)
+
+
+async def begin(user: FakeUser, language: str, *, region: str = "karaganda-coal", area: str = "underground") -> dict:
+    """Start under the invitation → intro → Begin → mine → work area; returns the question message."""
+    start = await invitation(user)
+    user.skip_pending()
+    await tap(user, data_starts("sv:start:"), message=start)
+    intro = await user.next_message()
+    assert says(intro, language, "<b>Anonymous:</b> your answers are stored only with your mine"), intro["text"]
+    await tap(user, data_starts("sv:begin:"), message=intro)
+    await tap(user, ends_with("sv:region:", region), message=intro)
+    await tap(user, data_starts("sv:site:"), message=intro)
+    assert says(intro, language, "Do you work mostly underground or on the surface?")
+    await tap(user, ends_with("sv:area:", area), message=intro)
+    return intro
+
+
+def ends_with(prefix: str, suffix: str):
+    return lambda button: (button.get("callback_data") or "").startswith(prefix) and button["callback_data"].endswith(suffix)
+
+
 async def until(condition, timeout: float = 15.0) -> None:
     """Wait until `condition()` holds (the bot works in the background: sends, engine, jobs)."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -1,0 +1,156 @@
+"""Update→reply latency under mixed traffic at a fixed offered rate (default 300 updates/s):
+miners tapping through report flows, checking cases with /status, and answering a WHO-5
+survey, all at once, against the real bot process and the fake Bot API.
+
+    .venv/bin/python -m benchmarks.latency [--rate 300] [--seconds 30]
+
+Every update the simulated users send waits for a token from one bucket at `--rate`, so the
+bot is offered that rate as long as it keeps up; the achieved rate is printed beside it. The
+latency of an update is from the moment the fake server has it until the bot's first reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report_flow import cpu_seconds, percentile  # noqa: E402
+from bot.broadcasts import TokenBucket  # noqa: E402
+from tests.e2e_support import BotProcess  # noqa: E402
+from tests.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
+from tests.flows import begin, choose_language, data_starts, invitation, launch, report, tap  # noqa: E402
+
+LANGUAGES = ("kk", "ru", "en")
+ORGANIZER = 5_000_000_001
+TARGET_P99_MS = 40.0
+
+
+def midday_zone() -> str:
+    """A time zone where it is around noon now: survey invitations are held through quiet hours."""
+    offset = 12 - datetime.now(UTC).hour
+    offset = offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}"  # POSIX-style names: Etc/GMT-5 is UTC+5
+
+
+def paced(user: FakeUser, bucket: TokenBucket, kind: str) -> FakeUser:
+    """Every update this user sends first waits for the shared bucket; `kind` sorts its latencies."""
+    send, press = user.send, user.press
+
+    async def paced_send(*args, **kwargs):
+        await bucket.take()
+        return await send(*args, **kwargs)
+
+    async def paced_press(*args, **kwargs):
+        await bucket.take()
+        return await press(*args, **kwargs)
+
+    user.send, user.press = paced_send, paced_press
+    user.kind = kind
+    return user
+
+
+async def run(rate: float, seconds: float, workdir: Path) -> dict:
+    async with FakeTelegram() as tg:
+        bot = BotProcess(tg, workdir, REPORTS_PER_HOUR="1000000", LOG_LEVEL="WARNING",
+                         ADMIN_IDS=str(ORGANIZER), BROADCAST_RATE="1000", TIMEZONE=midday_zone())
+        await bot.start()
+        organizer = tg.user(ORGANIZER, "Organizer", language_code="en")
+        await choose_language(organizer, "en")
+        reporters = [tg.user(8_100_000_000 + i, f"Reporter{i}") for i in range(60)]
+        checkers = [tg.user(8_200_000_000 + i, f"Checker{i}") for i in range(30)]
+        respondents = [tg.user(8_300_000_000 + i, f"Respondent{i}") for i in range(int(rate * seconds / 8) + 100)]
+        everyone = reporters + checkers + respondents
+        for chunk in range(0, len(everyone), 100):
+            await asyncio.gather(*(choose_language(user, LANGUAGES[user.id % 3]) for user in everyone[chunk:chunk + 100]))
+        # Receipts for the status checks, from reports made before the clock starts.
+        receipts = [await report(reporters[i], LANGUAGES[reporters[i].id % 3], location=None) for i in range(30)]
+        await launch(organizer, "who5")
+        await asyncio.gather(*(invitation(user, timeout=300) for user in respondents))
+        print(f"set-up done: {len(everyone)} users, survey launched", flush=True)
+
+        bucket = TokenBucket(rate, burst=max(1, int(rate // 50)), granularity=0.005)
+        for user in reporters:
+            paced(user, bucket, "report")
+        for user in checkers:
+            paced(user, bucket, "status")
+        pool = iter(respondents)
+        stop_at = 0.0
+
+        async def reporting(user: FakeUser) -> None:
+            while time.monotonic() < stop_at:
+                await report(user, LANGUAGES[user.id % 3], severity=("serious", "attention")[user.id % 2],
+                             location=None if user.id % 3 else "Участок 5, горизонт −450",
+                             description=f"Конвейер 4: ограждение снято, люди проходят рядом #{user.id}")
+
+        async def checking(user: FakeUser) -> None:
+            for receipt in itertools.cycle(receipts):
+                if time.monotonic() >= stop_at:
+                    return
+                await user.send(f"/status {receipt.case_code} {receipt.receipt}")
+                await user.next_message()
+
+        async def answering() -> None:
+            for user in pool:
+                if time.monotonic() >= stop_at:
+                    return
+                language = LANGUAGES[user.id % 3]
+                paced(user, bucket, "survey")
+                question = await begin(user, language)
+                for _ in range(5):
+                    await tap(user, data_starts("sv:answer:"), message=question)
+                await tap(user, data_starts("sv:submit:"), message=question)
+
+        for user in everyone:
+            user.skip_pending()
+        first_update, cpu_before = len(tg.update_log), cpu_seconds(bot.process.pid)
+        started = time.monotonic()
+        stop_at = started + seconds
+        tasks = ([asyncio.create_task(reporting(user)) for user in reporters]
+                 + [asyncio.create_task(checking(user)) for user in checkers]
+                 + [asyncio.create_task(answering()) for _ in range(60)])
+        await asyncio.sleep(seconds)
+        cpu = cpu_seconds(bot.process.pid) - cpu_before
+        records = [r for r in tg.update_log[first_update:] if r.first_reply_at is not None and r.enqueued_at <= stop_at]
+        await asyncio.gather(*tasks)
+        await bot.stop()
+        tg.assert_no_errors()
+
+    owners = {user.id: getattr(user, "kind", "other") for user in everyone}
+    by_kind: dict[str, list[float]] = collections.defaultdict(list)
+    for record in records:
+        by_kind[owners.get(record.chat_id, "other")].append(record.first_reply_at - record.enqueued_at)
+    latencies = [latency for values in by_kind.values() for latency in values]
+    return {"rate": rate, "seconds": seconds, "achieved": len(records) / seconds, "cpu_share": cpu / seconds,
+            "all": latencies, "by_kind": by_kind}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = asyncio.run(run(args.rate, args.seconds, Path(tmp)))
+    print(f"latency benchmark: offered {result['rate']:.0f} updates/s for {result['seconds']:.0f} s, "
+          f"{os.cpu_count()} cores; achieved {result['achieved']:.1f} updates/s "
+          f"(÷ offered {result['achieved'] / result['rate']:.2f}); bot process CPU {result['cpu_share']:.0%} of a core")
+    for kind, values in [("all", result["all"]), *sorted(result["by_kind"].items())]:
+        print(f"  {kind:7} {len(values):6d} updates  update→reply p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
+              f"p99 {percentile(values, 0.99) * 1000:6.1f} ms")
+    p99 = percentile(result["all"], 0.99) * 1000
+    print(f"p99 {p99:.1f} ms ÷ target {TARGET_P99_MS:.0f} ms = {p99 / TARGET_P99_MS:.2f} (target ≤ 1.00)")
+
+
+if __name__ == "__main__":
+    main()
