@@ -3,10 +3,12 @@
 import asyncio
 import sys
 
-from benchmarks import capacity, digest_build, report_flow
+from benchmarks import broadcast, capacity, digest_build, latency, report_flow
 
 if __name__ == "__main__":
     sys.argv = sys.argv[:1]
     asyncio.run(report_flow.main())
+    latency.main()
+    broadcast.main()
     digest_build.main()
     capacity.main()

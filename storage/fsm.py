@@ -10,28 +10,33 @@ from typing import Any
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
 
+from storage.cache import RecentCache
 from storage.db import Database
 
 SURVEY_STATES = "SurveyFlow:"  # the states of handlers/survey.py's StatesGroup
+CACHED_CONVERSATIONS = 10_000  # people active at once, with room to spare; the rest are read again
 
 
 class SQLiteStorage(BaseStorage):
-    """Write-through: every change is committed before the handler goes on; reads are served
-    from memory because this process is the database's only writer. A key whose state and
+    """Write-through: every change is committed before the handler goes on; recent reads are
+    served from memory because this process is the database's only writer. A key whose state and
     data are both empty has no row at all."""
 
-    def __init__(self, db: Database, key_builder: KeyBuilder | None = None) -> None:
+    def __init__(self, db: Database, key_builder: KeyBuilder | None = None, *,
+                 cached: int = CACHED_CONVERSATIONS) -> None:
         self._db = db
         self._key_builder = key_builder or DefaultKeyBuilder(
             with_bot_id=True, with_business_connection_id=True, with_destiny=True
         )
-        self._cache: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        self._cache: RecentCache[str, tuple[str | None, dict[str, Any]]] = RecentCache(cached)
 
     async def _load(self, key: str) -> tuple[str | None, dict[str, Any]]:
-        if key not in self._cache:
+        cached = self._cache.get(key)
+        if cached is None:
             row = await self._db.fetchone("SELECT state, data FROM fsm_states WHERE key = ?", (key,))
-            self._cache[key] = (row["state"], json.loads(row["data"])) if row else (None, {})
-        return self._cache[key]
+            cached = (row["state"], json.loads(row["data"])) if row else (None, {})
+            self._cache[key] = cached
+        return cached
 
     async def _store(self, key: str, state: str | None, data: dict[str, Any]) -> None:
         if self._cache.get(key) == (state, data):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.cache import RecentCache
 from storage.db import Database
+
+CACHED_LANGUAGES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +21,10 @@ class Profile:
 class UserRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._languages: dict[int, str | None] = {}
+        self._languages: RecentCache[int, str | None] = RecentCache(CACHED_LANGUAGES)
 
     async def language_of(self, user_id: int) -> str | None:
+        """Asked for every update (see bot/i18n.py), so recent answers are kept in memory."""
         if user_id not in self._languages:
             row = await self._db.fetchone("SELECT language FROM users WHERE user_id = ?", (user_id,))
             self._languages[user_id] = row["language"] if row else None

@@ -3,6 +3,7 @@ from pathlib import Path
 from aiogram.fsm.storage.base import StorageKey
 
 from bot.sites import load_seed, seed_sites
+from storage.cache import RecentCache
 from storage.db import Database
 from storage.fsm import SQLiteStorage
 from storage.reports import NewReport, ReportRepository
@@ -41,6 +42,36 @@ async def test_fsm_survives_reopening(tmp_path: Path) -> None:
     storage = SQLiteStorage(db)
     assert await storage.get_state(KEY) == "ReportFlow:description"
     assert await storage.get_data(KEY) == {"site_id": 3, "category": "gas"}
+    await db.close()
+
+
+async def test_fsm_memory_is_bounded_and_forgotten_conversations_are_read_again(tmp_path: Path) -> None:
+    db = await open_db(tmp_path / "db.sqlite3")
+    storage = SQLiteStorage(db, cached=2)
+    keys = [StorageKey(bot_id=1, chat_id=user, user_id=user) for user in range(1, 6)]
+    for user, key in enumerate(keys, start=1):
+        await storage.set_state(key, f"ReportFlow:step{user}")
+        await storage.set_data(key, {"site_id": user})
+    for user in (6, 7, 8):  # people who never started a conversation are looked up too
+        assert await storage.get_state(StorageKey(bot_id=1, chat_id=user, user_id=user)) is None
+    assert len(storage._cache) == 2
+    for user, key in enumerate(keys, start=1):
+        assert await storage.get_state(key) == f"ReportFlow:step{user}"
+        assert await storage.get_data(key) == {"site_id": user}
+    assert len(storage._cache) == 2
+    await db.close()
+
+
+async def test_remembered_languages_are_bounded(tmp_path: Path) -> None:
+    db = await open_db(tmp_path / "db.sqlite3")
+    users = UserRepository(db)
+    users._languages = RecentCache(3)
+    for user in range(10):
+        await users.set_language(user, ("kk", "ru", "en")[user % 3])
+    assert len(users._languages) == 3
+    assert [await users.language_of(user) for user in range(10)] == [("kk", "ru", "en")[user % 3] for user in range(10)]
+    assert await users.language_of(99) is None
+    assert len(users._languages) == 3
     await db.close()
 
 
