@@ -95,7 +95,7 @@ def content_from_message(message: Message) -> Content:
             raise ContentProblem(_("A photo caption can have at most {limit} characters.").format(limit=CAPTION_MAX))
         entities = message.caption_entities or []
         return Content(caption, _entities(entities), message.photo[-1].file_id)
-    if message.text and not message.text.startswith("/"):
+    if message.text and message.text.strip() and not message.text.startswith("/"):
         return Content(message.text, _entities(message.entities or []))
     raise ContentProblem(_("Please send the announcement as a text message, or as one photo with a caption."))
 

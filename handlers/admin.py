@@ -19,6 +19,7 @@ from bot.access import COMMITTEE, ORGANIZER, AccessService, NotAllowed
 from bot.commands import CommandMenus
 from bot.config import LOCALES
 from bot.sites import SiteAdmin, parse_names
+from handlers.keyboards import show
 from storage.roles import Role
 from storage.sites import SiteRepository
 
@@ -143,7 +144,7 @@ async def list_roles(message: Message, access: AccessService, sites: SiteReposit
     if not access.is_admin(message.from_user.id):
         await message.answer(_admins_only())
         return
-    await _show_roles(message, access, sites, i18n.current_locale, edit=False)
+    await _show_roles(message, access, sites, i18n.current_locale)
 
 
 @router.callback_query(RoleCb.filter())
@@ -157,21 +158,19 @@ async def revoke_role(callback: CallbackQuery, callback_data: RoleCb, access: Ac
     if revoked:
         await menus.refresh(revoked.user_id)
     callback_answer.text = _("Role removed.") if revoked else _("That role was already removed.")
-    await _show_roles(callback.message, access, sites, i18n.current_locale, edit=True, admin_id=callback.from_user.id)
+    await _show_roles(callback, access, sites, i18n.current_locale)
 
 
-async def _show_roles(message: Message, access: AccessService, sites: SiteRepository, language: str, *, edit: bool,
-                      admin_id: int | None = None) -> None:
-    roles = await access.everyone(admin_id or message.from_user.id)
+async def _show_roles(event: Message | CallbackQuery, access: AccessService, sites: SiteRepository,
+                      language: str) -> None:
+    """As a new message for /roles, in place of the list after a tap."""
+    roles = await access.everyone(event.from_user.id)
     rows = [[InlineKeyboardButton(
         text=_("✖️ {name} — {role}").format(name=role.display_name, role=await describe_role(role, sites, language))[:60],
         callback_data=RoleCb(role_id=role.id).pack())] for role in roles[:90]]
     text = _("Roles. Tap one to remove it.") if roles else _("Nobody has a role yet. Hand out codes with /invite.")
     markup = InlineKeyboardMarkup(inline_keyboard=rows)
-    if edit:
-        await message.edit_text(text, reply_markup=markup)
-    else:
-        await message.answer(text, reply_markup=markup)
+    await show(event, text, markup)
 
 
 # --- mines and enterprises -------------------------------------------------------------------------
@@ -209,7 +208,7 @@ async def site_action(callback: CallbackQuery, callback_data: SiteCb, access: Ac
                                       callback_data=SiteCb(action="site", value=str(site.id)).pack())]
                 for site in await sites.every_site_in(value)]
         rows.append([InlineKeyboardButton(text=_("➕ Add a mine here"), callback_data=SiteCb(action="add", value=value).pack())])
-        await callback.message.edit_text(_("Tap a mine to rename or archive it."), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+        await show(callback, _("Tap a mine to rename or archive it."), InlineKeyboardMarkup(inline_keyboard=rows))
         return
     if action in {"add", "rename"}:
         await state.set_state(SiteEdit.names)
@@ -227,12 +226,10 @@ async def site_action(callback: CallbackQuery, callback_data: SiteCb, access: Ac
         callback_answer.text = _("Archived: it is no longer offered to miners.") if site.archived else _("Restored.")
     toggle = ("restore", _("♻️ Restore")) if site.archived else ("archive", _("🗄 Archive"))
     names = "\n".join(html.escape(site.names[language]) for language in LOCALES)  # data, not UI text
-    await callback.message.edit_text(
-        names,
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
-            InlineKeyboardButton(text=_("✏️ Rename"), callback_data=SiteCb(action="rename", value=str(site.id)).pack()),
-            InlineKeyboardButton(text=toggle[1], callback_data=SiteCb(action=toggle[0], value=str(site.id)).pack()),
-        ]]))
+    await show(callback, names, InlineKeyboardMarkup(inline_keyboard=[[
+        InlineKeyboardButton(text=_("✏️ Rename"), callback_data=SiteCb(action="rename", value=str(site.id)).pack()),
+        InlineKeyboardButton(text=toggle[1], callback_data=SiteCb(action=toggle[0], value=str(site.id)).pack()),
+    ]]))
 
 
 @router.message(SiteEdit.names, F.text)

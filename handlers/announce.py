@@ -452,7 +452,10 @@ async def confirm(callback: CallbackQuery, state: FSMContext, announcements: Ann
     await state.clear()
     campaign = await announcements.confirm(callback.from_user.id, draft)
     text, markup = announcements.progress_card(campaign, i18n.current_locale)
-    message = await callback.message.edit_text(text, reply_markup=markup)
+    if isinstance(callback.message, Message):
+        message = await callback.message.edit_text(text, reply_markup=markup)
+    else:  # the draft's message is too old to be shown: the progress card comes as a new one
+        message = await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
     if isinstance(message, Message):
         await announcements.remember_progress_message(campaign.id, message.chat.id, message.message_id)
     callback_answer.text = _("Confirmed.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
@@ -15,8 +16,10 @@ router = Router(name="cancel")
 
 @router.message(Command("cancel"))
 async def cancel(message: Message, state: FSMContext) -> None:
+    # In a committee's group (a note to a reporter can be written there) the miners' menu has no place.
+    menu = main_menu() if message.chat.type == ChatType.PRIVATE else None
     if await state.get_state() is None:
-        await message.answer(_("There is nothing to cancel."), reply_markup=main_menu())
+        await message.answer(_("There is nothing to cancel."), reply_markup=menu)
         return
     await state.clear()
-    await message.answer(_("Cancelled. Nothing was sent, and the draft is deleted."), reply_markup=main_menu())
+    await message.answer(_("Cancelled. Nothing was sent, and the draft is deleted."), reply_markup=menu)

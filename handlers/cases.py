@@ -25,6 +25,7 @@ from bot.hazards import CATEGORIES, STATUSES
 from bot.notify import CaseCb, case_keyboard, case_summary
 from bot.reports import parse_stamp
 from handlers.admin import display_name
+from handlers.keyboards import TYPED_TEXT, fit_history, show
 from storage.sites import SiteRepository
 
 router = Router(name="cases")
@@ -37,6 +38,9 @@ class CaseNote(StatesGroup):
 class CasesPageCb(CallbackData, prefix="cases"):
     which: str
     page: int
+
+
+MAX_PAGE = 10**6  # a forged page number must not overflow SQLite's OFFSET
 
 
 def _not_yours() -> str:
@@ -86,7 +90,7 @@ async def ask_note(callback: CallbackQuery, callback_data: CaseCb, cases: CaseSe
         "Send /cancel to stop.").format(code=case.case_code))
 
 
-@router.message(CaseNote.text, F.text)
+@router.message(CaseNote.text, TYPED_TEXT)
 async def got_note(message: Message, cases: CaseService, state: FSMContext) -> None:
     report_id = (await state.get_data()).get("report_id")
     await state.clear()
@@ -115,8 +119,9 @@ async def view_case(callback: CallbackQuery, callback_data: CaseCb, cases: CaseS
         return
     language = i18n.current_locale
     site = await sites.get(case.site_id)
-    lines = [case_summary(case, site.name(language)), "", _("Status: <b>{status}</b>").format(status=STATUSES[case.status]),
-             "", _("<b>History</b>")]
+    head = [case_summary(case, site.name(language)), "", _("Status: <b>{status}</b>").format(status=STATUSES[case.status]),
+            "", _("<b>History</b>")]
+    lines = []
     for event in timeline:
         when = _local(event.at or event.at_hour, settings)
         if event.kind == "reporter_message":
@@ -127,7 +132,7 @@ async def view_case(callback: CallbackQuery, callback_data: CaseCb, cases: CaseS
         else:
             by = f" — {html.escape(event.actor_name)}" if event.actor_name else ""
             lines.append(f"{when} — {STATUSES.get(event.status, event.status)}{by}")
-    await callback.message.answer("\n".join(lines)[:4000], reply_markup=case_keyboard(case.id))
+    await callback.message.answer(fit_history(head, lines), reply_markup=case_keyboard(case.id))
 
 
 def _local(stamp: str, settings: Settings) -> str:
@@ -138,19 +143,22 @@ def _local(stamp: str, settings: Settings) -> str:
 async def list_cases(message: Message, command: CommandObject, cases: CaseService, sites: SiteRepository,
                      i18n: I18n) -> None:
     which = (command.args or "open").strip().lower()
-    await _show_page(message, cases, sites, i18n.current_locale, message.from_user.id,
-                     which if which in FILTERS else "open", 0, edit=False)
+    await _show_page(message, cases, sites, i18n.current_locale, message.from_user.id, which, 0)
 
 
 @router.callback_query(CasesPageCb.filter())
 async def turn_page(callback: CallbackQuery, callback_data: CasesPageCb, cases: CaseService, sites: SiteRepository,
                     i18n: I18n) -> None:
-    await _show_page(callback.message, cases, sites, i18n.current_locale, callback.from_user.id,
-                     callback_data.which, max(0, callback_data.page), edit=True)
+    await _show_page(callback, cases, sites, i18n.current_locale, callback.from_user.id, callback_data.which,
+                     callback_data.page)
 
 
-async def _show_page(message: Message, cases: CaseService, sites: SiteRepository, language: str, user_id: int,
-                     which: str, page: int, *, edit: bool) -> None:
+async def _show_page(event: Message | CallbackQuery, cases: CaseService, sites: SiteRepository, language: str,
+                     user_id: int, which: str, page: int) -> None:
+    """A new message for /cases, the list itself turned to another page after a tap."""
+    message = event.message if isinstance(event, CallbackQuery) else event
+    which = which if which in FILTERS else "open"
+    page = min(max(0, page), MAX_PAGE)
     try:
         found, total = await cases.list(user_id, which, page)
     except NotAllowed:
@@ -175,10 +183,7 @@ async def _show_page(message: Message, cases: CaseService, sites: SiteRepository
     filters = [InlineKeyboardButton(text=("• " if key == which else "") + str(title),
                                     callback_data=CasesPageCb(which=key, page=0).pack()) for key, title in titles.items()]
     markup = InlineKeyboardMarkup(inline_keyboard=[*rows, navigation, filters] if navigation else [*rows, filters])
-    if edit:
-        await message.edit_text(text, reply_markup=markup)
-    else:
-        await message.answer(text, reply_markup=markup)
+    await show(event, text, markup)
 
 
 # --- the digest as it would be now ----------------------------------------------------------------

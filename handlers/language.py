@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
+from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -11,10 +12,12 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.commands import CommandMenus
 from bot.config import LOCALES
-from handlers.keyboards import main_menu
+from handlers.keyboards import main_menu, show
 from storage.users import UserRepository
 
 router = Router(name="language")
+router.message.filter(F.chat.type == ChatType.PRIVATE)
+router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
 
 
 class LanguageCb(CallbackData, prefix="lang"):
@@ -47,7 +50,7 @@ async def chose_language(callback: CallbackQuery, callback_data: LanguageCb, use
     if not first_time:
         await menus.refresh(callback.from_user.id)  # members' and admins' menus follow their language
     with i18n.use_locale(callback_data.code):
-        await callback.message.edit_text(_("Language: English"))
+        await show(callback, _("Language: English"), None)
         if first_time:
             await callback.message.answer(welcome_text(), reply_markup=main_menu())
         else:

@@ -14,6 +14,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from handlers.keyboards import show
 from handlers.language import language_picker
 from storage.sites import SiteRepository
 from storage.users import UserRepository
@@ -76,11 +77,11 @@ async def profile_action(callback: CallbackQuery, callback_data: ProfileCb, user
     if action == "mine":
         rows = [[_button(region.name(language), "region", region.code)] for region in await sites.regions()]
         rows.append([_button(_("No mine, please"), "nosite")])
-        await callback.message.edit_text(_("Which region is your mine in?"), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+        await show(callback, _("Which region is your mine in?"), InlineKeyboardMarkup(inline_keyboard=rows))
         return
     if action == "region":
         rows = [[_button(site.name(language), "site", str(site.id))] for site in await sites.sites_in(value)]
-        await callback.message.edit_text(_("Choose your mine."), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+        await show(callback, _("Choose your mine."), InlineKeyboardMarkup(inline_keyboard=rows))
         return
     if action == "site" and value.isdigit() and await sites.get(int(value)):
         await users.set_site(user_id, int(value))
@@ -90,7 +91,7 @@ async def profile_action(callback: CallbackQuery, callback_data: ProfileCb, user
         await users.set_subscribed(user_id, action == "subscribe")
     callback_answer.text = _("Saved.")
     text, markup = await _profile_card(user_id, users, sites, i18n)
-    await callback.message.edit_text(text, reply_markup=markup)
+    await show(callback, text, markup)
 
 
 @router.message(Command("stop"))

@@ -200,7 +200,7 @@ async def _ask_again(event: Message | CallbackQuery, state: FSMContext, sites: S
 
 # --- starting ---------------------------------------------------------------------------------
 
-@router.message(StateFilter(ReportFlow), Command("report", "start", "status", "language", "help", "privacy"))
+@router.message(StateFilter(ReportFlow), F.text.startswith("/"))  # any command but /cancel (handled before)
 @router.message(StateFilter(ReportFlow), F.text.func(lambda text: text in {str(REPORT_BUTTON), str(STATUS_BUTTON), str(HELP_BUTTON)}))
 async def already_reporting(message: Message, state: FSMContext, sites: SiteRepository, i18n: I18n) -> None:
     await _ask_again(message, state, sites, i18n,
@@ -294,6 +294,9 @@ async def skipped_location(callback: CallbackQuery, state: FSMContext, sites: Si
 @router.message(ReportFlow.location, F.text)
 async def typed_location(message: Message, state: FSMContext, sites: SiteRepository, i18n: I18n) -> None:
     problem = check_location(message.text)
+    if problem is TextProblem.TOO_SHORT:
+        await _ask_again(message, state, sites, i18n, _("Please type your answer as a text message."))
+        return
     if problem is TextProblem.TOO_LONG:
         await _ask_again(message, state, sites, i18n, _(
             "That is too long ({length} characters). Please keep the place under {limit} characters."
@@ -394,7 +397,8 @@ async def submit(callback: CallbackQuery, state: FSMContext, reports: ReportServ
     reports.count_submission(callback.from_user.id)
     callback_answer.text = _("Report sent")
     try:
-        await callback.message.edit_reply_markup(reply_markup=None)
+        if isinstance(callback.message, Message):
+            await callback.message.edit_reply_markup(reply_markup=None)
     except TelegramBadRequest:
         pass  # the review message is gone or too old; the confirmation below is what matters
     await callback.message.answer(

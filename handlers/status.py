@@ -23,7 +23,7 @@ from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
 from bot.notify import CommitteeNotifier
 from bot.receipts import split_code_and_receipt
 from bot.reports import ReportService, StatusAnswer, StatusOutcome, parse_stamp
-from handlers.keyboards import STATUS_BUTTON, NavCb, nav_row
+from handlers.keyboards import STATUS_BUTTON, TYPED_TEXT, NavCb, fit_history, nav_row, show
 from storage.sites import SiteRepository
 
 router = Router(name="status")
@@ -121,7 +121,7 @@ async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     _pending_codes.pop(callback.from_user.id, None)
     _replying_to.pop(callback.from_user.id, None)
-    await callback.message.edit_text(_("Cancelled."))
+    await show(callback, _("Cancelled."), None)
 
 
 @router.callback_query(CheckCb.filter())
@@ -150,7 +150,7 @@ async def start_reply(callback: CallbackQuery, callback_data: ReplyCb, state: FS
     )
 
 
-@router.message(StatusFlow.replying, F.text)
+@router.message(StatusFlow.replying, TYPED_TEXT)
 async def got_reply(message: Message, state: FSMContext, reports: ReportService, cases: CaseService,
                     notifier: CommitteeNotifier) -> None:
     code, receipt, since = _replying_to.pop(message.from_user.id, (None, None, 0.0))
@@ -180,7 +180,7 @@ async def _render(answer: StatusAnswer, sites: SiteRepository | None, language: 
         return _("The case code or the receipt is not right. Check both and send them again, or send /cancel.")
     report = answer.report
     site = await sites.get(report.site_id)
-    lines = [
+    head = [
         _("<b>Case {code}</b>").format(code=report.case_code),
         f"{html.escape(site.name(language))} · {CATEGORIES.get(report.category, report.category)}",
         str(SEVERITIES.get(report.severity, report.severity)),
@@ -189,6 +189,7 @@ async def _render(answer: StatusAnswer, sites: SiteRepository | None, language: 
         "",
         _("<b>History</b>"),
     ]
+    lines = []
     for event in answer.timeline:
         when = f"{parse_stamp(event.at_hour).astimezone(tz):%d.%m.%Y %H:00}"
         if event.kind == "reporter_message":
@@ -196,7 +197,8 @@ async def _render(answer: StatusAnswer, sites: SiteRepository | None, language: 
         elif event.kind == "note":
             lines.append(_("{when} — the committee: «{text}»").format(when=when, text=html.escape(event.note or "")))
         else:
-            lines.append(f"{when} — {STATUSES.get(event.status, event.status)}")
-            if event.note:
-                lines.append(_("   the committee: «{text}»").format(text=html.escape(event.note)))
-    return "\n".join(lines)
+            line = f"{when} — {STATUSES.get(event.status, event.status)}"
+            if event.note:  # one entry with its status, so that the two give way together
+                line += "\n" + _("   the committee: «{text}»").format(text=html.escape(event.note))
+            lines.append(line)
+    return fit_history(head, lines)

@@ -42,6 +42,12 @@ class SetupCb(CallbackData, prefix="ss"):
     value: str = ""
 
 
+# The step of the setup whose screen carries each button.
+STEP_OF_ACTION = {"instrument": "instrument", "site": "sites", "allsites": "sites", "sites_done": "sites",
+                  "language": "languages", "languages_done": "languages", "now": "opens", "days": "days",
+                  "launch": "confirm"}
+
+
 class ResultsCb(CallbackData, prefix="res"):
     action: str  # show | close
     survey_id: int
@@ -135,10 +141,14 @@ async def setup_step(callback: CallbackQuery, callback_data: SetupCb, state: FSM
                      sites: SiteRepository, i18n: I18n, settings: Settings, callback_answer: CallbackAnswer) -> None:
     data = await state.get_data()
     action, value = callback_data.action, callback_data.value
+    if STEP_OF_ACTION.get(action) != data.get("step", "instrument"):
+        # A button of another step (an older message): taking it would skip what that step needs.
+        callback_answer.text = _("That button belongs to an earlier step.")
+        return
     allowed = await surveys.launchable_sites(callback.from_user.id)
     if action == "instrument" and value in surveys.instruments:
         data = {**data, "instrument": value, "step": "sites"}
-    elif action == "site" and value.isdigit() and (allowed is None or int(value) in allowed):
+    elif action == "site" and value.isdigit() and await sites.get(int(value)) and (allowed is None or int(value) in allowed):
         chosen = set(data.get("sites") or []) ^ {int(value)}
         data = {**data, "sites": sorted(chosen) or None}
     elif action == "allsites" and allowed is None:

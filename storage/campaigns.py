@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from storage import storable
 from storage.db import Database
 
 STATES = ("draft", "scheduled", "sending", "paused", "done", "cancelled")
@@ -160,6 +161,8 @@ class CampaignRepository:
         )
 
     async def get(self, campaign_id: int) -> Campaign | None:
+        if not storable(campaign_id):
+            return None
         row = await self._db.fetchone("SELECT * FROM campaigns WHERE id = ?", (campaign_id,))
         return None if row is None else _campaign(row)
 
@@ -337,6 +340,8 @@ class CampaignRepository:
     async def acknowledge(self, campaign_id: int) -> bool:
         """Someone pressed the acknowledge button: a count only, never who. False for a draft's
         preview or an unknown campaign."""
+        if not storable(campaign_id):
+            return False
         return await self._db.execute_count(
             "UPDATE campaigns SET acknowledged = acknowledged + 1 WHERE id = ? AND ack_button = 1 "
             "AND state IN ('sending', 'paused', 'done', 'cancelled')", (campaign_id,)) > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage import storable
 from storage.db import Database
 
 
@@ -123,6 +124,8 @@ class ReportRepository:
         return {row[0]: row[1] for row in rows}
 
     async def case(self, report_id: int) -> Case | None:
+        if not storable(report_id):
+            return None
         row = await self._db.fetchone(
             "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "
             "FROM reports WHERE id = ?",

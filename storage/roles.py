@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage import storable
 from storage.db import Database
 
 
@@ -60,6 +61,8 @@ class RoleRepository:
         )
 
     async def revoke(self, role_id: int) -> Role | None:
+        if not storable(role_id):
+            return None
         row = await self._db.fetchone("SELECT * FROM roles WHERE id = ?", (role_id,))
         if row is not None:
             await self._db.execute("DELETE FROM roles WHERE id = ?", (role_id,))

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage import storable
 from storage.campaigns import Audience, parse_utc, utc_text
 from storage.db import Database
 
@@ -55,6 +56,8 @@ class SurveyRepository:
         await self._db.execute("UPDATE surveys SET campaign_id = ? WHERE id = ?", (campaign_id, survey_id))
 
     async def get(self, survey_id: int) -> Survey | None:
+        if not storable(survey_id):
+            return None
         row = await self._db.fetchone("SELECT * FROM surveys WHERE id = ?", (survey_id,))
         return None if row is None else _survey(row)
 
