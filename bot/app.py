@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -78,6 +80,7 @@ class App:
     services: "Services"
     dispatcher: Dispatcher
     scheduler: AsyncIOScheduler | None = None  # set while running (the health endpoint looks at it)
+    digest_catch_up: asyncio.Task | None = None  # digests due at start-up, delivered while serving
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -223,20 +226,25 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
 
 
 async def catch_up(app: App) -> None:
-    """What start-up owes: command menus, alerts that never went out, a digest missed while down,
-    announcements a crash interrupted or that fell due while the bot was down. None of it may keep
-    the bot from serving miners: a failure is logged and retried by the scheduler."""
+    """What start-up owes: command menus, alerts that never went out, announcements a crash
+    interrupted or that fell due while the bot was down, then a digest missed while down. None of
+    it may keep the bot from serving miners: a failure is logged and retried by the scheduler, and
+    the digests (hundreds of messages on a Monday, with charts) go out while the bot serves."""
     services = app.services
     for step in (lambda: register_commands(app.bot, app.i18n), services.alerts.resume,
                  lambda: _refresh_admin_menus(app),
-                 lambda: services.digests.run_due(services.clock()),
                  services.broadcasts.recover, services.broadcasts.start_due, services.surveys.close_due):
-        try:
-            await step()
-        except TelegramUnauthorizedError:
-            raise
-        except Exception:
-            log.exception("A start-up step failed; the bot starts anyway and retries it on schedule")
+        await _start_up_step(step)
+    app.digest_catch_up = asyncio.create_task(_start_up_step(lambda: services.digests.run_due(services.clock())))
+
+
+async def _start_up_step(step: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await step()
+    except TelegramUnauthorizedError:
+        raise
+    except Exception:
+        log.exception("A start-up step failed; the bot starts anyway and retries it on schedule")
 
 
 async def _refresh_admin_menus(app: App) -> None:
@@ -250,7 +258,12 @@ async def start_app(app: App) -> None:
 
 
 async def close_app(app: App) -> None:
-    """Announcements in flight finish and are recorded first; then the connections close."""
+    """Announcements in flight finish and are recorded first; then the connections close. A digest
+    still going out stops where it is and resumes at the next start (see bot/digests.py)."""
+    if app.digest_catch_up is not None and not app.digest_catch_up.done():
+        app.digest_catch_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.digest_catch_up
     await app.services.broadcasts.stop()
     await app.services.alerts.close()
     await app.bot.session.close()

@@ -83,6 +83,14 @@ class BotProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+def release_routers(dispatcher) -> None:
+    """aiogram's routers are module-level and attach to one dispatcher for life; the next start
+    builds a new dispatcher in this same process, so let them go."""
+    for router in dispatcher.sub_routers:
+        router._parent_router = None  # noqa: SLF001
+    dispatcher.sub_routers.clear()
+
+
 class FakeClock:
     """The time the bot's services see; tests move it instead of sleeping."""
 
@@ -135,13 +143,9 @@ class InProcessBot:
         await self._release()
 
     async def _release(self) -> None:
-        # aiogram's routers are module-level and attach to one dispatcher for life; the next start
-        # builds a new dispatcher in this same process, so let them go.
-        for router in self.app.dispatcher.sub_routers:
-            router._parent_router = None  # noqa: SLF001
-        self.app.dispatcher.sub_routers.clear()
         from bot.app import close_app
 
+        release_routers(self.app.dispatcher)
         await close_app(self.app)
 
     @property
