@@ -51,6 +51,10 @@ from storage.users import UserRepository
 
 log = logging.getLogger(__name__)
 
+# Updates handled at once. Past this the bot fetches no more until some finish: under a burst the
+# next getUpdates brings a batch instead of one update per request, and memory stays bounded.
+UPDATES_IN_PROGRESS = 16
+
 
 def _pin_response_models() -> list[type]:
     """aiogram parses every reply as `Response[method.__returning__]`; pydantic keeps generic
@@ -291,4 +295,5 @@ async def run_polling(settings: Settings) -> None:
         # A webhook left from webhook mode would make every getUpdates fail with 409 Conflict.
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(
-            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=False)
+            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types(), close_bot_session=False,
+            tasks_concurrency_limit=UPDATES_IN_PROGRESS)
