@@ -19,7 +19,8 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.methods import TelegramMethod
-from aiohttp import ClientError
+from aiohttp import ClientError, ClientTimeout
+from yarl import URL
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -27,7 +28,7 @@ _JSON = {"Content-Type": "application/json"}
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
     method: TelegramMethod[Any]  # as built, for aiogram's error mapping and for sending it whole
-    url: str
+    url: URL  # parsed once: aiohttp would parse a string for every send
     body_after_chat_id: bytes  # the JSON object's other fields: b',"text":…}'
 
     def body(self, chat_id: int) -> bytes:
@@ -37,6 +38,7 @@ class PreparedCall:
 class BulkSender:
     def __init__(self, bot: Bot) -> None:
         self._bot = bot
+        self._timeout = ClientTimeout(total=bot.session.timeout)
 
     def prepare(self, method: TelegramMethod[Any]) -> PreparedCall:
         """`method` with any chat_id; it must not upload a file (campaigns carry file ids)."""
@@ -51,7 +53,7 @@ class BulkSender:
         if files:
             raise ValueError("a bulk call cannot upload files")
         rest = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
-        return PreparedCall(method, session.api.api_url(token=self._bot.token, method=method.__api_method__),
+        return PreparedCall(method, URL(session.api.api_url(token=self._bot.token, method=method.__api_method__)),
                             (b"," + rest[1:]) if fields else b"}")
 
     async def send(self, call: PreparedCall, chat_id: int) -> None:
@@ -59,7 +61,7 @@ class BulkSender:
         session = self._bot.session
         client = await session.create_session()
         try:
-            async with client.post(call.url, data=call.body(chat_id), headers=_JSON, timeout=session.timeout) as resp:
+            async with client.post(call.url, data=call.body(chat_id), headers=_JSON, timeout=self._timeout) as resp:
                 status, raw = resp.status, await resp.read()
         except asyncio.TimeoutError as error:
             raise TelegramNetworkError(method=call.method, message="Request timeout error") from error

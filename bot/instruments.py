@@ -164,8 +164,12 @@ class Instrument:
                 return scale
         raise KeyError(scale_id)
 
+    def translation_kind(self, language: str) -> str:
+        """'official', 'unofficial' or 'original' (the file's note after the colon is for us)."""
+        return self.translation.get(language).split(":", 1)[0]
+
     def translation_is_official(self, language: str) -> bool:
-        return self.translation.get(language).startswith("official:")
+        return self.translation_kind(language) == "official"
 
 
 # --- loading ---------------------------------------------------------------------------------------

@@ -194,6 +194,14 @@ def results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapp
     return buffer.getvalue()
 
 
+def _translation_status(kind: str) -> str:
+    if kind == "official":
+        return _("official translation")
+    if kind == "unofficial":
+        return _("unofficial translation by the MineVoice project")
+    return _("original text by the union and the MineVoice project")
+
+
 def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping, language: str,
            sites: Collection | None) -> None:
     from openpyxl.styles import Alignment, Font
@@ -214,7 +222,7 @@ def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping,
                                                             sensitive=results.sensitive_threshold)])
     put([_("Source: {attribution}").format(attribution=instrument.attribution)])
     put([_("Licence: {licence}").format(licence=instrument.licence)])
-    put([_("Translation: {status}").format(status=instrument.translation.get(language))])
+    put([_("Translation: {status}").format(status=_translation_status(instrument.translation_kind(language)))])
     put([])
     put(["", *(column_label(where, site_names) for where in columns)])
     header_row = sheet.max_row

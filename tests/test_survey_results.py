@@ -361,3 +361,18 @@ def test_the_workbook_holds_aggregates_only(english, copsoq, who5) -> None:
     assert big.max_row == sheet.max_row and big.max_column == sheet.max_column
     per_scale = 3 + len(BUCKETS) + 1  # name, respondents, mean, ranges, blank line
     assert sheet.max_row <= 8 + per_scale * len(copsoq.scales)
+
+
+def test_the_workbook_says_in_its_language_whose_translation_the_questions_are(copsoq) -> None:
+    i18n = build_i18n("ru")
+    rng = random.Random(3)
+    reports = [(copsoq, aggregate(copsoq, _survey(copsoq, rng, GROUPS)))]
+    with i18n.context(), i18n.use_locale("ru"):
+        book = load_workbook(io.BytesIO(results_xlsx(reports, NAMES, "ru")))
+    cells = [value for row in book.worksheets[0].iter_rows(values_only=True) for value in row if isinstance(value, str)]
+    assert "Перевод: неофициальный перевод проекта MineVoice" in cells
+    assert not any("translated by" in cell for cell in cells)  # the data file's own note stays out
+    with i18n.context(), i18n.use_locale("en"):
+        english = load_workbook(io.BytesIO(results_xlsx(reports, NAMES, "en")))
+    cells = [value for row in english.worksheets[0].iter_rows(values_only=True) for value in row if isinstance(value, str)]
+    assert "Translation: official translation" in cells
