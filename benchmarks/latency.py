@@ -17,6 +17,7 @@ import collections
 import gc
 import itertools
 import os
+import random
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ TARGET_P99_MS = 40.0
 # half the updates are report steps, 40 % survey answers, and one status check comes per one or
 # two reports (each check hashes the receipt: 13 ms of CPU by design, see bot/receipts.py).
 REPORTERS, CHECKERS, RESPONDENTS_AT_ONCE = 60, 6, 60
+WARM_UP = 5.0  # seconds in which the simulated people join, not measured
 
 
 def midday_zone() -> str:
@@ -123,12 +125,21 @@ async def run(rate: float, seconds: float, workdir: Path, slowest_count: int = 0
         gc.collect()
         gc.freeze()
         gc.set_threshold(200_000, 50, 1000)
+        stop_at = time.monotonic() + WARM_UP + seconds
+        jitter = random.Random(1)
+
+        async def joining(part) -> None:
+            """People start at random moments: all at once, they would move through their flows in
+            step, and every receipt of a round would be hashed at the same instant."""
+            await asyncio.sleep(jitter.uniform(0, WARM_UP))
+            await part
+
+        tasks = ([asyncio.create_task(joining(reporting(user))) for user in reporters]
+                 + [asyncio.create_task(joining(checking(user))) for user in checkers]
+                 + [asyncio.create_task(joining(answering())) for _ in range(RESPONDENTS_AT_ONCE)])
+        await asyncio.sleep(WARM_UP)
         first_update, cpu_before = len(tg.update_log), cpu_seconds(bot.process.pid)
         started = time.monotonic()
-        stop_at = started + seconds
-        tasks = ([asyncio.create_task(reporting(user)) for user in reporters]
-                 + [asyncio.create_task(checking(user)) for user in checkers]
-                 + [asyncio.create_task(answering()) for _ in range(RESPONDENTS_AT_ONCE)])
         await asyncio.sleep(seconds)
         cpu = cpu_seconds(bot.process.pid) - cpu_before
         records = [r for r in tg.update_log[first_update:] if r.first_reply_at is not None and r.enqueued_at <= stop_at]

@@ -36,7 +36,7 @@ from bot.i18n import UserLanguageMiddleware, build_i18n
 from bot.middlewares import ServicesMiddleware
 from bot.notify import AlertService, CommitteeNotifier
 from bot.reports import ReportService
-from bot.scheduler import build_scheduler
+from bot.scheduler import build_scheduler, settle_memory
 from bot.sites import SiteAdmin, seed_sites
 from bot.surveys import SurveyService
 from handlers import all_routers
@@ -282,6 +282,7 @@ async def running(settings: Settings) -> AsyncIterator[App]:
     app.scheduler = scheduler
     try:
         await start_app(app)
+        settle_memory()
         scheduler.start()
         yield app
     finally:
