@@ -37,6 +37,7 @@ from storage.db import Database  # noqa: E402
 from storage.roles import RoleRepository  # noqa: E402
 from storage.users import UserRepository  # noqa: E402
 from storage.sites import SiteRepository  # noqa: E402
+from tests.e2e_support import most_in_any_second  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 
 FIRST_ID = 6_000_000_000
@@ -49,16 +50,6 @@ CONTENTS = {  # as the composer stores them: the organizer's text with its forma
     "fallback": {"text": "Union meeting on Friday at 18:00 in the House of Culture. Please come!",
                  "entities": [{"type": "bold", "offset": 0, "length": 13}]},
 }
-
-
-def most_in_any_second(times, window: float = 1.0) -> int:
-    """The largest number of `times` (sorted) inside any half-open window of `window` seconds."""
-    best, first = 0, 0
-    for last, moment in enumerate(times):
-        while moment - times[first] >= window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 def process_cpu() -> float:

@@ -83,6 +83,18 @@ class BotProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+def most_in_any_second(times: list[float], window: float = 1.0) -> int:
+    """The largest number of `times` inside any half-open window of `window` seconds (the pace
+    Telegram's limits are stated in; used by the engine's tests and the broadcast benchmark)."""
+    ordered = sorted(times)
+    best, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
 def release_routers(dispatcher) -> None:
     """aiogram's routers are module-level and attach to one dispatcher for life; the next start
     builds a new dispatcher in this same process, so let them go."""

@@ -33,6 +33,7 @@ from bot.sites import seed_sites
 from storage.campaigns import Audience, CampaignRepository, Counters
 from storage.db import Database
 from storage.sites import SiteRepository
+from tests.e2e_support import most_in_any_second
 from tests.fake_telegram import FakeTelegram
 
 ALMATY = ZoneInfo("Asia/Almaty")
@@ -211,16 +212,6 @@ async def until(condition, timeout: float = 10.0) -> None:
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.005)
-
-
-def most_in_any_second(times: list[float], window: float = 1.0) -> int:
-    ordered = sorted(times)
-    best, first = 0, 0
-    for last, moment in enumerate(ordered):
-        while moment - ordered[first] >= window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 # --- the audience and the outbox ----------------------------------------------------------------
