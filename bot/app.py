@@ -18,7 +18,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramUnauthorizedError
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -33,6 +32,7 @@ from bot.config import Settings
 from bot.digests import DigestService
 from bot.exports import ExportService
 from bot.i18n import UserLanguageMiddleware, build_i18n
+from bot.isolation import PerChatEventIsolation
 from bot.middlewares import ServicesMiddleware
 from bot.notify import AlertService, CommitteeNotifier
 from bot.reports import ReportService
@@ -174,7 +174,7 @@ def build_announcements(settings: Settings, db: Database, bot: Bot, i18n: I18n, 
 
 
 def build_dispatcher(services: Services, storage: SQLiteStorage, i18n: I18n) -> Dispatcher:
-    dp = Dispatcher(storage=storage, events_isolation=SimpleEventIsolation())
+    dp = Dispatcher(storage=storage, events_isolation=PerChatEventIsolation())
     dp.update.outer_middleware(ServicesMiddleware(**vars(services)))
     UserLanguageMiddleware(i18n).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())

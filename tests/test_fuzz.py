@@ -48,6 +48,7 @@ from hypothesis import strategies as st
 import handlers
 import handlers.report
 from bot.app import App, build_dispatcher, build_services, close_app
+from bot.isolation import PerChatEventIsolation
 from bot.config import LOCALES, load_settings
 from bot.hazards import CATEGORIES, SEVERITIES
 from bot.i18n import build_i18n
@@ -996,3 +997,13 @@ def test_a_blank_announcement_is_refused(harness: Harness) -> None:
 
 def test_after_all_that_a_normal_report_still_goes_through(harness: Harness) -> None:
     harness.run(normal_report_flow(harness))
+
+
+def test_no_per_person_lock_outlives_its_updates(harness: Harness) -> None:
+    """Thousands of updates from hundreds of people: afterwards no chat's lock is left in memory
+    (aiogram's SimpleEventIsolation would keep one per person for the life of the process)."""
+    isolation = harness.app.dispatcher.fsm.events_isolation
+    assert isinstance(isolation, PerChatEventIsolation), type(isolation)
+    miners_made = next(harness._miner_ids) - 1_100_000  # noqa: SLF001
+    assert harness.updates_fed > 5000 and miners_made > 100, (harness.updates_fed, miners_made)
+    assert isolation.locks_held() == 0
