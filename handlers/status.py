@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import time
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
@@ -21,6 +20,7 @@ from bot.cases import NOTE_MAX, CaseService
 from bot.config import Settings
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
 from bot.notify import CommitteeNotifier
+from bot.pending import ShortLived
 from bot.receipts import split_code_and_receipt
 from bot.reports import ReportService, StatusAnswer, StatusOutcome, parse_stamp
 from handlers.keyboards import STATUS_BUTTON, TYPED_TEXT, NavCb, fit_history, nav_row, show
@@ -52,18 +52,10 @@ class ReplyCb(CallbackData, prefix="rw"):
     receipt: str
 
 
-# A case code typed before its receipt, or the case a reporter is writing to, is held in memory
-# only, never in the FSM storage: a stored (user, case code) pair would say who reported what.
-_pending_codes: dict[int, tuple[str, float]] = {}
-_replying_to: dict[int, tuple[str, str, float]] = {}
-
-
-def _pending_code(user_id: int) -> str | None:
-    code, since = _pending_codes.get(user_id, (None, 0.0))
-    if code and time.monotonic() - since < PENDING_CODE_SECONDS:
-        return code
-    _pending_codes.pop(user_id, None)
-    return None
+# A case code typed before its receipt, or the case (code, receipt) a reporter is writing to: in
+# memory only, for minutes (see bot/pending.py), never in the FSM storage.
+_pending_codes: ShortLived[str] = ShortLived(PENDING_CODE_SECONDS)
+_replying_to: ShortLived[tuple[str, str]] = ShortLived(PENDING_CODE_SECONDS)
 
 
 @router.message(Command("status"))
@@ -88,10 +80,10 @@ async def got_text(message: Message, state: FSMContext, reports: ReportService, 
     user_id = message.from_user.id
     code, receipt = split_code_and_receipt(text or message.text)
     if code and not receipt:
-        _pending_codes[user_id] = (code, time.monotonic())
+        _pending_codes.put(user_id, code)
         await message.answer(_("Now send the secret receipt for {code}.").format(code=code))
         return
-    code = code or _pending_code(user_id)
+    code = code or _pending_codes.get(user_id)
     if not receipt or not code:
         await message.answer(
             _("Send the case code first (it looks like <code>MV-7K3Q9</code>).") if receipt else
@@ -103,7 +95,7 @@ async def got_text(message: Message, state: FSMContext, reports: ReportService, 
         await message.delete()  # the receipt should not stay readable in the chat
     except TelegramBadRequest:
         pass
-    _pending_codes.pop(user_id, None)
+    _pending_codes.pop(user_id)
     answer = await reports.status(user_id, code, receipt)
     if answer.outcome is not StatusOutcome.WRONG:
         await state.clear()
@@ -119,8 +111,8 @@ async def not_text(message: Message) -> None:
 @router.callback_query(StateFilter(StatusFlow), NavCb.filter(F.action == "cancel"))
 async def cancel(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
-    _pending_codes.pop(callback.from_user.id, None)
-    _replying_to.pop(callback.from_user.id, None)
+    _pending_codes.pop(callback.from_user.id)
+    _replying_to.pop(callback.from_user.id)
     await show(callback, _("Cancelled."), None)
 
 
@@ -141,7 +133,7 @@ def _card_keyboard(answer: StatusAnswer, code: str, receipt: str) -> InlineKeybo
 
 @router.callback_query(ReplyCb.filter())
 async def start_reply(callback: CallbackQuery, callback_data: ReplyCb, state: FSMContext) -> None:
-    _replying_to[callback.from_user.id] = (callback_data.code, callback_data.receipt, time.monotonic())
+    _replying_to.put(callback.from_user.id, (callback_data.code, callback_data.receipt))
     await state.set_state(StatusFlow.replying)
     await callback.message.answer(
         _("Write your message to the committee in one message: more details, or an answer to its question. "
@@ -153,9 +145,9 @@ async def start_reply(callback: CallbackQuery, callback_data: ReplyCb, state: FS
 @router.message(StatusFlow.replying, TYPED_TEXT)
 async def got_reply(message: Message, state: FSMContext, reports: ReportService, cases: CaseService,
                     notifier: CommitteeNotifier) -> None:
-    code, receipt, since = _replying_to.pop(message.from_user.id, (None, None, 0.0))
+    code, receipt = _replying_to.pop(message.from_user.id) or (None, None)
     await state.clear()
-    if code is None or time.monotonic() - since > PENDING_CODE_SECONDS:
+    if code is None:
         await message.answer(_("Please open your case again with /status, then write your message."))
         return
     answer = await reports.status(message.from_user.id, code, receipt)

@@ -8,6 +8,7 @@ from aiogram.fsm.storage.base import StorageKey
 
 from bot.isolation import PerChatEventIsolation
 from bot.limits import SlidingWindowLimit
+from bot.pending import ShortLived
 
 
 def _key(chat_id: int) -> StorageKey:
@@ -112,3 +113,17 @@ async def test_many_people_leave_nothing_behind() -> None:
 
     await asyncio.gather(*(update(chat_id) for chat_id in range(5_000)))
     assert isolation.locks_held() == 0
+
+
+async def test_a_short_lived_entry_goes_on_its_own_when_it_expires() -> None:
+    memo: ShortLived[str] = ShortLived(0.05)
+    memo.put(1, "MV-7K3Q9")
+    memo.put(2, "MV-AAAAA")
+    assert memo.get(1) == "MV-7K3Q9" and memo.held() == 2
+    await asyncio.sleep(0.03)
+    memo.put(2, "MV-BBBBB")  # replaced: its time starts again
+    await asyncio.sleep(0.04)
+    assert memo.get(1) is None and memo.get(2) == "MV-BBBBB"  # nobody asked for 1: it went anyway
+    assert memo.pop(2) == "MV-BBBBB" and memo.held() == 0
+    await asyncio.sleep(0.06)  # the popped entry's timer was cancelled with it
+    assert memo.pop(2) is None
