@@ -1005,7 +1005,7 @@ def test_no_per_person_lock_outlives_its_updates(harness: Harness) -> None:
     (aiogram's SimpleEventIsolation would keep one per person for the life of the process)."""
     isolation = harness.app.dispatcher.fsm.events_isolation
     assert isinstance(isolation, PerChatEventIsolation), type(isolation)
-    miners_made = next(harness._miner_ids) - 1_100_000  # noqa: SLF001
+    miners_made = next(harness._miner_ids) - 1_100_000
     assert harness.updates_fed > 5000 and miners_made > 100, (harness.updates_fed, miners_made)
     assert isolation.locks_held() == 0
 
@@ -1014,21 +1014,21 @@ def test_a_half_typed_status_check_is_forgotten_when_it_expires(harness: Harness
     """A case code typed before its receipt, or a case opened to write to, pairs a person with a
     case in memory. If the miner walks away, the pair must go when it expires, without waiting
     for the miner to come back."""
-    monkeypatch.setattr(handlers.status._pending_codes, "seconds", 0.05)  # noqa: SLF001
-    monkeypatch.setattr(handlers.status._replying_to, "seconds", 0.05)  # noqa: SLF001
+    monkeypatch.setattr(handlers.status._pending_codes, "seconds", 0.05)
+    monkeypatch.setattr(handlers.status._replying_to, "seconds", 0.05)
 
     async def walk_away() -> None:
         code, receipt = harness.report["code"], harness.report["receipt"]
         miner = await harness.new_user("miner", "ru", "ru")
         await harness.send(miner, "/status")
         await harness.send(miner, code)  # ... and the receipt never comes
-        assert handlers.status._pending_codes.get(miner.id) == code  # noqa: SLF001
+        assert handlers.status._pending_codes.get(miner.id) == code
         await asyncio.sleep(0.2)
-        assert handlers.status._pending_codes.get(miner.id) is None  # noqa: SLF001
+        assert handlers.status._pending_codes.get(miner.id) is None
         await harness.send(miner, f"/status {code} {receipt}")
         await harness.press(miner, "rw:")  # "Write to the committee" ... and nothing is written
-        assert handlers.status._replying_to.get(miner.id) == (code, receipt)  # noqa: SLF001
+        assert handlers.status._replying_to.get(miner.id) == (code, receipt)
         await asyncio.sleep(0.2)
-        assert handlers.status._replying_to.get(miner.id) is None  # noqa: SLF001
+        assert handlers.status._replying_to.get(miner.id) is None
 
     harness.run(walk_away())
