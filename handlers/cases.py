@@ -11,7 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, FSInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -220,16 +220,16 @@ async def ask_export_period(message: Message, access: AccessService) -> None:
 @router.callback_query(ExportCb.filter(F.days.in_(PERIODS)))
 async def export(callback: CallbackQuery, callback_data: ExportCb, exports: ExportService, settings: Settings,
                  i18n: I18n, callback_answer: CallbackAnswer) -> None:
+    stem = f"minevoice-cases-{callback_data.days}d"
     try:
-        result = await exports.export(callback.from_user.id, callback_data.days, i18n.current_locale, settings.tz)
+        async with exports.export(callback.from_user.id, callback_data.days, i18n.current_locale,
+                                  settings.tz) as result:
+            caption = _("Cases of the last {days} days: {count}. No reporter data exists to be exported.").format(
+                days=callback_data.days, count=result.rows)
+            await callback.message.answer_document(FSInputFile(result.xlsx, f"{stem}.xlsx"), caption=caption)
+            await callback.message.answer_document(FSInputFile(result.csv, f"{stem}.csv"))
     except NotAllowed:
         _refuse(callback_answer, _members_only())
-        return
-    stem = f"minevoice-cases-{callback_data.days}d"
-    caption = _("Cases of the last {days} days: {count}. No reporter data exists to be exported.").format(
-        days=callback_data.days, count=result.rows)
-    await callback.message.answer_document(BufferedInputFile(result.xlsx, f"{stem}.xlsx"), caption=caption)
-    await callback.message.answer_document(BufferedInputFile(result.csv, f"{stem}.csv"))
 
 
 # --- committee groups ---------------------------------------------------------------------------

@@ -152,26 +152,31 @@ class ReportRepository:
         )
         return [Case(**dict(row), photo_file_ids=()) for row in rows], total
 
-    async def cases_since(self, site_ids: list[int], since_hour: str) -> list[tuple[Case, list[ReportEvent]]]:
-        """Every case of these sites that arrived at or after `since_hour`, oldest first, with its timeline."""
-        if not site_ids:
+    async def cases_page_since(self, site_ids: list[int], since_hour: str, after_id: int,
+                               limit: int) -> list[tuple[Case, list[ReportEvent]]]:
+        """The next `limit` cases (by id, after `after_id`) of these sites that arrived at or after
+        `since_hour`, each with its photos and timeline: an export reads a period chunk by chunk
+        (keyset pagination), so a year of a big mine is never in memory at once."""
+        if not site_ids or limit <= 0:
             return []
         marks = ",".join("?" * len(site_ids))
         rows = await self._db.fetchall(
             "SELECT id, case_code, site_id, category, severity, location, description, status, created_hour "
-            f"FROM reports WHERE site_id IN ({marks}) AND created_hour >= ? ORDER BY id",
-            [*site_ids, since_hour],
+            f"FROM reports WHERE site_id IN ({marks}) AND created_hour >= ? AND id > ? ORDER BY id LIMIT ?",
+            [*site_ids, since_hour, after_id, limit],
         )
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        chunk = ",".join("?" * len(ids))
         photos = await self._db.fetchall(
-            "SELECT p.report_id, p.file_id FROM report_photos p JOIN reports r ON r.id = p.report_id "
-            f"WHERE r.site_id IN ({marks}) AND r.created_hour >= ? ORDER BY p.report_id, p.position",
-            [*site_ids, since_hour],
+            f"SELECT report_id, file_id FROM report_photos WHERE report_id IN ({chunk}) ORDER BY report_id, position",
+            ids,
         )
         events = await self._db.fetchall(
-            "SELECT e.report_id, e.status, e.at_hour, e.note, e.kind, e.actor_name, e.at FROM report_events e "
-            f"JOIN reports r ON r.id = e.report_id WHERE r.site_id IN ({marks}) AND r.created_hour >= ? "
-            "ORDER BY e.report_id, e.id",
-            [*site_ids, since_hour],
+            "SELECT report_id, status, at_hour, note, kind, actor_name, at FROM report_events "
+            f"WHERE report_id IN ({chunk}) ORDER BY report_id, id",
+            ids,
         )
         files: dict[int, list[str]] = {}
         for photo in photos:
