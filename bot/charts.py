@@ -1,25 +1,22 @@
 """The Monday chart of the committee digest: reports per category per week, as a PNG.
 
-Rendered off-screen (Agg) with matplotlib's object API, so no display and no global pyplot state.
-Call it inside the recipient language's i18n context: labels and legend go through `_()`.
-
-matplotlib (with numpy and Pillow) is imported when the first chart is drawn, not with this module:
-it adds about 30 MB to the process, and most days no chart is drawn (see benchmarks/capacity.py)."""
+`weekly_chart` works out what the chart says, in the recipient's language: call it inside that
+language's i18n context (title, axis labels and legend go through `_()`; week dates through Babel).
+`draw_weekly_chart` then has it drawn by the chart worker process (`bot.chart_worker`), so matplotlib
+(with numpy and Pillow, about 70 MB) never enters the bot's process; `bot.chart_drawing` draws it.
+"""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date
 
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_skeleton
 
+from bot import chart_worker
+from bot.chart_drawing import Series, WeeklyChart
 from bot.hazards import CATEGORIES
-
-# 960 × 600 px: readable on a phone without zooming, small enough to send quickly.
-FIGURE_INCHES = (8, 5)
-DPI = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,53 +35,27 @@ def _category_label(code: str) -> str:
     return str(label) if label is not None else code
 
 
-def agg_matplotlib():
-    """matplotlib, imported on first use, with the off-screen Agg backend (also for `bot.survey_report`)."""
-    import matplotlib
+def weekly_chart(data: WeeklyCounts, site_name: str, language: str) -> WeeklyChart:
+    """A stacked bar per week, one colour per category that had reports (fixed by its place among the
+    categories); the texts in the current i18n context."""
+    order = {code: index for index, code in enumerate(CATEGORIES)}
+    present = sorted((code for code, values in data.counts.items() if sum(values)), key=lambda c: (order.get(c, 99), c))
+    return WeeklyChart(
+        title=_("{site}: reports per week by category").format(site=site_name),
+        ylabel=_("Reports"),
+        xlabel=_("Week starting"),
+        weeks=tuple(format_skeleton("MMMd", week, locale=language) for week in data.weeks),
+        series=tuple(Series(_category_label(code), order.get(code, len(order)), tuple(data.counts[code]))
+                     for code in present),
+        no_reports=_("No reports in these weeks"),
+    )
 
-    matplotlib.use("Agg")
-    return matplotlib
 
-
-def _colour(index: int):
-    """A fixed colour per category, so a category looks the same from one Monday to the next:
-    the 20 colours of tab20, dark shades first, so neighbours never differ only in lightness."""
-    shades = [*range(0, 20, 2), *range(1, 20, 2)]
-    return agg_matplotlib().colormaps["tab20"](shades[index % 20])
+async def draw_weekly_chart(data: WeeklyCounts, site_name: str, language: str) -> bytes:
+    """The chart as PNG bytes, drawn in the chart worker process; call inside the language's i18n context."""
+    return await chart_worker.draw(weekly_chart(data, site_name, language))
 
 
 def weekly_chart_png(data: WeeklyCounts, site_name: str, language: str) -> bytes:
-    """A stacked bar per week, one colour per category that had reports; returns PNG bytes."""
-    agg_matplotlib()
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=FIGURE_INCHES, dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
-    positions = list(range(len(data.weeks)))
-    order = {code: index for index, code in enumerate(CATEGORIES)}
-    present = sorted((code for code, values in data.counts.items() if sum(values)), key=lambda c: (order.get(c, 99), c))
-    bottom = [0] * len(positions)
-    for code in present:
-        values = list(data.counts[code])
-        axes.bar(positions, values, bottom=bottom, width=0.7, color=_colour(order.get(code, len(order))),
-                 label=_category_label(code))
-        bottom = [low + value for low, value in zip(bottom, values, strict=True)]
-
-    axes.set_title(_("{site}: reports per week by category").format(site=site_name), fontsize=12)
-    axes.set_ylabel(_("Reports"))
-    axes.set_xlabel(_("Week starting"))
-    axes.set_xticks(positions, [format_skeleton("MMMd", week, locale=language) for week in data.weeks])
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(axis="y", alpha=0.3)
-    axes.set_axisbelow(True)
-    if present:
-        axes.set_ylim(0, max(bottom) * 1.08)
-        figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    else:
-        axes.set_ylim(0, 1)
-        axes.text(0.5, 0.5, _("No reports in these weeks"), transform=axes.transAxes, ha="center", va="center")
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    """The same PNG drawn in this process (tests and tools; it imports matplotlib here)."""
+    return weekly_chart(data, site_name, language).png()

@@ -25,7 +25,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date
 
-from bot.charts import WeeklyCounts, weekly_chart_png
+from bot.charts import WeeklyCounts, draw_weekly_chart
 from bot.config import Settings
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
 from storage.db import Database
@@ -382,13 +382,14 @@ class DigestBuilder:
         return [_Piece("\n".join(lines))]
 
     async def render_chart(self, content: DigestContent, language: str) -> bytes | None:
-        """The weekly chart in `language` (PNG), drawn in a worker thread; None without one."""
+        """The weekly chart in `language` (PNG), drawn in the chart worker process (bot/chart_worker.py);
+        None without one."""
         if content.weekly is None:
             return None
         name = content.site_names.get(language) or next(iter(content.site_names.values()))
         with self._i18n.context(), self._i18n.use_locale(language):
-            # to_thread copies the context, so the chart's `_()` sees this language.
-            return await asyncio.to_thread(weekly_chart_png, content.weekly, name, language)
+            # Its texts are translated here, in this language; the worker only draws.
+            return await draw_weekly_chart(content.weekly, name, language)
 
 
 # --- freezing and delivering ---------------------------------------------------------------------

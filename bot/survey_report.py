@@ -3,8 +3,9 @@
 Both render `bot.survey_results.Results`, which hold aggregates only: there is no individual answer to
 leak. Hidden cells say "too few answers" and nothing else. Scale, instrument and band texts come from
 the instrument file; the rest goes through `_()`. Call inside the recipient language's i18n context.
-The chart is drawn off-screen (Agg) with matplotlib's object API, like `bot.charts`. matplotlib and
-openpyxl are imported when results are first rendered, not with this module, as in `bot.charts`."""
+The chart's content is worked out here (`results_chart`) and drawn by the chart worker process
+(`draw_results_chart`, see `bot.chart_worker` and `bot.chart_drawing`), so matplotlib never enters the
+bot's process. openpyxl is imported when a workbook is first built, not with this module."""
 
 from __future__ import annotations
 
@@ -12,20 +13,13 @@ import io
 import math
 import textwrap
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.charts import agg_matplotlib
+from bot import chart_worker
+from bot.chart_drawing import BandBars, MeanGrid, ResultsChart
 from bot.instruments import Instrument
 from bot.survey_results import BUCKETS, Results, Where
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-DPI = 120
-WIDTH_INCHES = 8  # 960 px: readable on a phone without zooming
-GREY = "#d9d9d9"
 
 
 def too_few_answers() -> str:
@@ -52,109 +46,78 @@ def shown_columns(results: Results, sites: Collection | None) -> list[Where]:
 
 # --- chart -------------------------------------------------------------------------------------------
 
-def results_chart_png(instrument: Instrument, results: Results, site_names: Mapping, language: str,
-                      sites: Collection | None = None) -> bytes:
-    """The committee's chart as PNG bytes: for the WHO-5, the share of respondents in each band per group;
+def results_chart(instrument: Instrument, results: Results, site_names: Mapping, language: str,
+                  sites: Collection | None = None) -> ResultsChart:
+    """The committee's chart: for the WHO-5, the share of respondents in each band per group;
     otherwise the mean score per scale (rows) and group (columns). Hidden cells say "too few answers"."""
-    agg_matplotlib()
-    from matplotlib.figure import Figure
-
     columns = shown_columns(results, sites)
     title = _("{survey}: mean score by group, 0–100").format(survey=instrument.title.get(language))
     if instrument.bands:
         title = _("{survey}: share of respondents in each band").format(survey=instrument.title.get(language))
     rows = len(columns) if instrument.bands else len(instrument.scales)
-    figure = Figure(figsize=(WIDTH_INCHES, 2.4 + 0.42 * rows + (0.9 if len(columns) > 6 else 0.4)),
-                    dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
-    axes.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=11)
-    if not columns:
-        axes.set_axis_off()
-        axes.text(0.5, 0.5, _("No answers yet"), transform=axes.transAxes, ha="center", va="center")
-    elif instrument.bands:
-        _band_bars(figure, axes, instrument, results, columns, site_names, language)
-    else:
-        _mean_grid(axes, instrument, results, columns, site_names, language)
-    return _png(figure)
+    grid = bands = None
+    if columns and instrument.bands:
+        bands = _band_bars(instrument, results, columns, site_names, language)
+    elif columns:
+        grid = _mean_grid(instrument, results, columns, site_names, language)
+    return ResultsChart(title="\n".join(textwrap.wrap(title, 70)),
+                        height=2.4 + 0.42 * rows + (0.9 if len(columns) > 6 else 0.4),
+                        empty_text=_("No answers yet"), grid=grid, bands=bands)
 
 
-def _mean_grid(axes, instrument: Instrument, results: Results, columns: list[Where], site_names: Mapping,
-               language: str) -> None:
+async def draw_results_chart(instrument: Instrument, results: Results, site_names: Mapping, language: str,
+                             sites: Collection | None = None) -> bytes:
+    """The chart as PNG bytes, drawn in the chart worker process; call inside the language's i18n context."""
+    return await chart_worker.draw(results_chart(instrument, results, site_names, language, sites))
+
+
+def results_chart_png(instrument: Instrument, results: Results, site_names: Mapping, language: str,
+                      sites: Collection | None = None) -> bytes:
+    """The same PNG drawn in this process (tests and tools; it imports matplotlib here)."""
+    return results_chart(instrument, results, site_names, language, sites).png()
+
+
+def _mean_grid(instrument: Instrument, results: Results, columns: list[Where], site_names: Mapping,
+               language: str) -> MeanGrid:
     """Colour says good or bad: for a scale where higher is worse (demands, insecurity) it is flipped."""
     scales = instrument.scales
     goodness = [[math.nan] * len(columns) for _ in scales]
+    texts: list[list[str | None]] = [[None] * len(columns) for _ in scales]
     for row, scale in enumerate(scales):
         for col, where in enumerate(columns):
             cell = results.scale(scale.id).cell(where)
             if not cell.hidden:
                 goodness[row][col] = cell.mean if scale.higher_is_better else 100 - cell.mean
-    from matplotlib.colors import ListedColormap
-
-    colours = ListedColormap(agg_matplotlib().colormaps["RdYlGn"](range(40, 216))).with_extremes(bad=GREY)
-    axes.imshow(goodness, cmap=colours, vmin=0, vmax=100, aspect="auto")
-
+                texts[row][col] = f"{cell.mean:.0f}"
     small = len(columns) > 6
-    hidden_text = "\n".join(textwrap.wrap(too_few_answers(), 9 if small else 12))
-    for row, scale in enumerate(scales):
-        for col, where in enumerate(columns):
-            cell = results.scale(scale.id).cell(where)
-            if cell.hidden:
-                axes.text(col, row, hidden_text, ha="center", va="center", fontsize=5.5 if small else 7,
-                          color="#555555")
-            else:
-                axes.text(col, row, f"{cell.mean:.0f}", ha="center", va="center", fontsize=9, fontweight="bold")
-
-    axes.set_yticks(range(len(scales)), ["\n".join(textwrap.wrap(scale.name.get(language), 28)) for scale in scales],
-                    fontsize=8)
-    labels = ["\n".join(textwrap.wrap(column_label(where, site_names, " — "), 14 if small else 12))
-              for where in columns]
-    axes.set_xticks(range(len(columns)), labels, fontsize=6.5 if small else 7.5, rotation=90 if small else 0)
-    axes.xaxis.tick_top()
-    axes.tick_params(length=0)
-    for edge in range(1, len(columns)):
-        if columns[edge - 1].kind != "group" or columns[edge].site != columns[edge - 1].site:
-            axes.axvline(edge - 0.5, color="white", linewidth=3)  # separates mines and totals
-    for spine in axes.spines.values():
-        spine.set_visible(False)
-    axes.set_xlabel(_("Colour: green is better, red is worse."), fontsize=8)
+    return MeanGrid(
+        goodness=tuple(tuple(row) for row in goodness),
+        texts=tuple(tuple(row) for row in texts),
+        hidden_text="\n".join(textwrap.wrap(too_few_answers(), 9 if small else 12)),
+        small=small,
+        row_labels=tuple("\n".join(textwrap.wrap(scale.name.get(language), 28)) for scale in scales),
+        column_labels=tuple("\n".join(textwrap.wrap(column_label(where, site_names, " — "), 14 if small else 12))
+                            for where in columns),
+        # white lines between mines and totals
+        separators=tuple(edge for edge in range(1, len(columns))
+                         if columns[edge - 1].kind != "group" or columns[edge].site != columns[edge - 1].site),
+        xlabel=_("Colour: green is better, red is worse."),
+    )
 
 
-def _band_bars(figure: Figure, axes, instrument: Instrument, results: Results, columns: list[Where],
-               site_names: Mapping, language: str) -> None:
+def _band_bars(instrument: Instrument, results: Results, columns: list[Where], site_names: Mapping,
+               language: str) -> BandBars:
     """One stacked bar per group, worst band first and red; the mean score at the end of the bar."""
     result = results.scale(instrument.scales[0].id)
-    palette = agg_matplotlib().colormaps["RdYlGn"]
-    steps = max(1, len(instrument.bands) - 1)
-    shades = [palette(0.12 + 0.76 * index / steps) for index in range(len(instrument.bands))]
-    positions = range(len(columns))
-    left = [0.0] * len(columns)
-    for index, band in enumerate(instrument.bands):
-        widths = [0.0 if cell.hidden else cell.band_shares[index] * 100
-                  for cell in (result.cell(where) for where in columns)]
-        axes.barh(positions, widths, left=left, color=shades[index], height=0.7, label=band.label.get(language))
-        left = [start + width for start, width in zip(left, widths, strict=True)]
-    for row, where in enumerate(columns):
-        cell = result.cell(where)
-        if cell.hidden:
-            axes.barh(row, 100, color=GREY, height=0.7)
-            axes.text(50, row, too_few_answers(), ha="center", va="center", fontsize=8, color="#555555")
-        else:
-            axes.text(101, row, _("mean {mean}").format(mean=f"{cell.mean:.0f}"), va="center", fontsize=8)
-    axes.set_yticks(list(positions), [column_label(where, site_names, " — ") for where in columns], fontsize=8)
-    axes.invert_yaxis()
-    axes.set_xlim(0, 118)
-    axes.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"], fontsize=8)
-    axes.grid(axis="x", alpha=0.3)
-    axes.set_axisbelow(True)
-    for spine in ("top", "right"):
-        axes.spines[spine].set_visible(False)
-    figure.legend(loc="outside lower center", ncols=min(3, len(instrument.bands)), fontsize=8, frameon=False)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    cells = [result.cell(where) for where in columns]
+    return BandBars(
+        band_labels=tuple(band.label.get(language) for band in instrument.bands),
+        widths=tuple(tuple(0.0 if cell.hidden else cell.band_shares[index] * 100 for cell in cells)
+                     for index in range(len(instrument.bands))),
+        texts=tuple(None if cell.hidden else _("mean {mean}").format(mean=f"{cell.mean:.0f}") for cell in cells),
+        hidden_text=too_few_answers(),
+        row_labels=tuple(column_label(where, site_names, " — ") for where in columns),
+    )
 
 
 # --- workbook ----------------------------------------------------------------------------------------
