@@ -459,6 +459,21 @@ def proc_status(pid: int) -> dict[str, float]:
     return values
 
 
+def children_status(pid: int) -> dict[str, dict[str, float]]:
+    """`proc_status` of each child process of `pid` (the file worker and multiprocessing's resource
+    tracker), by what it runs; empty when there is none."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                kind = "resource tracker" if "resource_tracker" in command else "file worker"
+                found[kind] = proc_status(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # ended meanwhile
+    return found
+
+
 EXTRA_ENV: dict[str, str] = {}  # --bot-env: e.g. allocator settings to compare
 
 
@@ -654,12 +669,15 @@ async def traffic_run(built: Built, workdir: Path, miners: int) -> dict:
             out["export_30"] = await committee_extras(tg, built, 30)
             await tg.wait_idle(quiet=1.0, timeout=120)
             out["after_export_30"] = proc_status(pid)
+            out["children_export_30"] = children_status(pid)
             out["export_365"] = await committee_extras(tg, built, 365)
             await tg.wait_idle(quiet=1.0, timeout=120)
             out["after_export_365"] = proc_status(pid)
+            out["children_export_365"] = children_status(pid)
             out["results_ok"] = await survey_results(tg, built)
             await tg.wait_idle(quiet=1.0, timeout=120)
             out["after_results"] = proc_status(pid)
+            out["children_results"] = children_status(pid)
         finally:
             await bot.stop()
         out["errors"] = [str(error) for error in tg.errors]
@@ -813,7 +831,7 @@ async def measure(args: argparse.Namespace, folder: Path, built: Built, reused: 
         print(f"  {label:48} {mb(rss)}  +{rss - previous:6.1f} MB  {seconds:5.2f} s")
         previous = rss
     print("  heavy libraries loaded at start-up: " + (", ".join(breakdown["loaded_at_start"]) or "none")
-          + " (the last two steps are what a chart / a workbook add when built)")
+          + " (the last two steps are what the file worker process, not the bot, adds for a chart / a workbook)")
 
     print("cold start (page cache warm; median of runs):")
     empty = []
@@ -844,6 +862,10 @@ async def measure(args: argparse.Namespace, folder: Path, built: Built, reused: 
     show_status(f"after /export of 30 days ({traffic['export_30'][1]:,} cases)", traffic["after_export_30"])
     show_status(f"after /export of a year ({traffic['export_365'][1]:,} cases)", traffic["after_export_365"])
     show_status("after survey /results (chart + workbook)", traffic["after_results"])
+    print("  child processes, which end a minute after their last chart or workbook (bot/file_worker.py):")
+    for step in ("export_30", "export_365", "results"):
+        for kind, status in traffic[f"children_{step}"].items():
+            show_status(f"  {kind}, after {step.replace('_', ' ')}", status)
     print(f"  traffic: {args.miners // 2} new miners (language, report with 0–3 photos, /status), "
           f"{args.miners - args.miners // 2} subscribers (/start, every third a report, the others /status of an "
           "old case), one committee member (/cases pages and filters, case view, acknowledge, /digest)")

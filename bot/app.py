@@ -23,7 +23,7 @@ from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import chart_worker
+from bot import file_worker
 from bot.access import AccessService
 from bot.announcements import AnnouncementService
 from bot.broadcasts import TELEGRAM_GLOBAL_RATE, BroadcastEngine
@@ -269,7 +269,7 @@ async def close_app(app: App) -> None:
         app.digest_catch_up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app.digest_catch_up
-    await chart_worker.shutdown()
+    await file_worker.shutdown()
     await app.services.broadcasts.stop()
     await app.services.alerts.close()
     await app.bot.session.close()

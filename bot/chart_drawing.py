@@ -1,15 +1,13 @@
-"""Drawing the bot's charts with matplotlib, from plain data: what runs in the chart worker process.
+"""Drawing the bot's charts with matplotlib, from plain data: what runs in the file worker process.
 
 `bot.charts` (the digest's weekly chart) and `bot.survey_report` (survey results) work out everything
 a chart says — translated labels and titles, dates, numbers, colours by index — in the bot's process
-and put it in a `WeeklyChart` or `ResultsChart`. These are plain picklable data: `bot.chart_worker`
+and put it in a `WeeklyChart` or `ResultsChart`. These are plain picklable data: `bot.file_worker`
 sends one to its child process, where `render` draws it and returns the PNG bytes.
 
 So this module imports nothing of the bot and nothing that reads settings, translations or the
 database; only the standard library at import time, and matplotlib (with numpy and Pillow) when the
-first chart is drawn. The child process runs this file once by path before its first task
-(`prepare_child`), so that it can import `bot.chart_drawing` without `bot/__init__.py`, which would
-import aiogram (about 1 s and 50 MB for nothing).
+first chart is drawn (see `bot.worker_child` for how the child imports it without the rest of the bot).
 
 Drawn off-screen (Agg) with matplotlib's object API, so no display and no global pyplot state.
 """
@@ -214,42 +212,3 @@ def _band_bars(figure, axes, bands: BandBars) -> None:
     for spine in ("top", "right"):
         axes.spines[spine].set_visible(False)
     figure.legend(loc="outside lower center", ncols=min(3, count), fontsize=8, frameon=False)
-
-
-# --- the worker process --------------------------------------------------------------------------
-
-CHILD_RUN_NAME = "__minevoice_chart_worker__"
-PARENT_CHECK_SECONDS = 2.0
-
-
-def prepare_child() -> None:
-    """Run in the worker process before its first task (`runpy.run_path(this file, run_name=CHILD_RUN_NAME)`):
-    - `bot` becomes a bare package, so unpickling a task imports `bot.chart_drawing` and nothing else
-      (not `bot/__init__.py`, which imports aiogram); a `bot` already imported is left as it is;
-    - Ctrl+C in a terminal reaches the whole process group: the bot stops its worker itself;
-    - if the bot dies without stopping it (SIGKILL), the worker ends too instead of waiting forever
-      for work (it holds its own end of the task queue, so it would never see the queue close)."""
-    import os
-    import signal
-    import sys
-    import threading
-    import time
-    import types
-
-    if "bot" not in sys.modules:
-        package = types.ModuleType("bot", "MineVoice (only what the chart worker needs)")
-        package.__path__ = [os.path.dirname(os.path.abspath(__file__))]
-        sys.modules["bot"] = package
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-
-    def exit_with_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, name="exit-with-bot", daemon=True).start()
-
-
-if __name__ == CHILD_RUN_NAME:
-    prepare_child()

@@ -2,7 +2,7 @@
 
 `weekly_chart` works out what the chart says, in the recipient's language: call it inside that
 language's i18n context (title, axis labels and legend go through `_()`; week dates through Babel).
-`draw_weekly_chart` then has it drawn by the chart worker process (`bot.chart_worker`), so matplotlib
+`draw_weekly_chart` then has it drawn by the file worker process (`bot.file_worker`), so matplotlib
 (with numpy and Pillow, about 70 MB) never enters the bot's process; `bot.chart_drawing` draws it.
 """
 
@@ -14,7 +14,7 @@ from datetime import date
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_skeleton
 
-from bot import chart_worker
+from bot import file_worker
 from bot.chart_drawing import Series, WeeklyChart
 from bot.hazards import CATEGORIES
 
@@ -52,8 +52,8 @@ def weekly_chart(data: WeeklyCounts, site_name: str, language: str) -> WeeklyCha
 
 
 async def draw_weekly_chart(data: WeeklyCounts, site_name: str, language: str) -> bytes:
-    """The chart as PNG bytes, drawn in the chart worker process; call inside the language's i18n context."""
-    return await chart_worker.draw(weekly_chart(data, site_name, language))
+    """The chart as PNG bytes, drawn in the file worker process; call inside the language's i18n context."""
+    return await file_worker.draw(weekly_chart(data, site_name, language))
 
 
 def weekly_chart_png(data: WeeklyCounts, site_name: str, language: str) -> bytes:

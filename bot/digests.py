@@ -382,7 +382,7 @@ class DigestBuilder:
         return [_Piece("\n".join(lines))]
 
     async def render_chart(self, content: DigestContent, language: str) -> bytes | None:
-        """The weekly chart in `language` (PNG), drawn in the chart worker process (bot/chart_worker.py);
+        """The weekly chart in `language` (PNG), drawn in the file worker process (bot/file_worker.py);
         None without one."""
         if content.weekly is None:
             return None

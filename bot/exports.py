@@ -4,11 +4,10 @@ member's language. There is no reporter data to leak: reports hold none."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,18 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
+from bot import file_worker
 from bot.access import AccessService, NotAllowed
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
 from bot.reports import current_hour, parse_stamp
+from bot.sheet_writing import formula_safe, xlsx_from_csv
 from storage.reports import Case, ReportEvent, ReportRepository
 from storage.sites import SiteRepository
 
 PERIODS = (7, 30, 90, 365)
+# Case code, received, mine, hazard, urgency, status, where, what is happening, photos, history.
+COLUMN_WIDTHS = (11, 17, 24, 24, 22, 20, 24, 60, 8, 60)
+PHOTOS_COLUMN = 8  # a number in the workbook
 
 T = TypeVar("T")
 
@@ -42,6 +46,7 @@ class Export:
 class ExportService:
     # Cases read, turned into rows and written out at a time: memory stays that of one chunk, not
     # of a year of a big mine (its 32,000 cases took the bot past 260 MB when built all at once).
+    # The XLSX is then made from the CSV by the file worker process, which keeps openpyxl.
     chunk_size = 500
 
     def __init__(self, reports: ReportRepository, sites: SiteRepository, access: AccessService) -> None:
@@ -62,27 +67,28 @@ class ExportService:
                   _("What is happening"), _("Photos"), _("History")]
         folder = Path(tempfile.mkdtemp(prefix="minevoice-export-"))  # mode 0700: only this process's user
         try:
-            files = await _in_thread(_Files, folder, header)
+            table = _Csv(folder / "cases.csv", header)
             try:
                 count, after, names = 0, 0, {}
                 while True:
                     chunk = await self._reports.cases_page_since(site_ids, since, after, self.chunk_size)
                     if not chunk:
                         break
-                    # Rows are made here, in the event loop, where gettext knows the member's language;
-                    # the writing (seconds for a year of a big mine) is in a worker thread.
+                    # Rows are made here, where gettext knows the member's language; writing them
+                    # (seconds for a year of a big mine) in a worker thread.
                     rows = [await self._row(case, timeline, language, tz, names) for case, timeline in chunk]
                     after = chunk[-1][0].id
                     del chunk
-                    await _in_thread(files.append, rows)
+                    await _to_the_end(asyncio.to_thread(table.append, rows))
                     count += len(rows)
                     if len(rows) < self.chunk_size:
                         break
-                await _in_thread(files.finish)
-            except BaseException:
-                await _in_thread(files.abandon)
-                raise
-            yield Export(files.xlsx_path, files.csv_path, count)
+            finally:
+                table.close()
+            xlsx = folder / "cases.xlsx"
+            await _to_the_end(file_worker.run(xlsx_from_csv, str(table.path), str(xlsx), "MineVoice", COLUMN_WIDTHS,
+                                              (PHOTOS_COLUMN,)))
+            yield Export(xlsx, table.path, count)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -105,16 +111,16 @@ class ExportService:
         ]
 
 
-async def _in_thread(function: Callable[..., T], *args: object) -> T:
-    """`asyncio.to_thread`, but a cancelled export still waits for the worker to be done with the
-    files before they are removed."""
-    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """`await work`, but a cancelled export still waits for the work to be done with the files
+    before they are removed."""
+    task = asyncio.ensure_future(work)
     try:
-        return await asyncio.shield(work)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
-        await asyncio.wait([work])
-        if not work.cancelled():
-            work.exception()  # retrieved, so asyncio does not log it: the export is cancelled anyway
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it: the export is cancelled anyway
         raise
 
 
@@ -133,66 +139,17 @@ def _history_line(event: ReportEvent, tz: ZoneInfo) -> str:
     return line + (f" — {event.actor_name}" if event.actor_name else "")
 
 
-def _safe_cell(value: object) -> object:
-    """Miners' text must never become a spreadsheet formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+class _Csv:
+    """The export's CSV, encoded as it is written, with the BOM that makes Excel read Cyrillic right."""
 
-
-class _Files:
-    """The XLSX and the CSV of one export, written on disk a chunk of rows at a time: openpyxl's
-    write-only mode writes each row out as it is appended (a workbook keeping every cell as an
-    object took some 80 MB more for a year of a big mine), and the CSV is encoded as it is written,
-    with the BOM that makes Excel read Cyrillic right. openpyxl is imported only when an export is
-    made. Every method runs in a worker thread."""
-
-    def __init__(self, folder: Path, header: list[str]) -> None:
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.styles import Alignment, Font
-
-        self.xlsx_path, self.csv_path = folder / "cases.xlsx", folder / "cases.csv"
-        self._text = self.csv_path.open("w", encoding="utf-8-sig", newline="")
-        try:
-            self._csv = csv.writer(self._text)
-            self._csv.writerow(header)
-            self._cell = WriteOnlyCell
-            self._book = Workbook(write_only=True)
-            self._sheet = self._book.create_sheet("MineVoice")
-            widths = (11, 17, 24, 24, 22, 20, 24, 60, 8, 60)
-            for column, width in zip("ABCDEFGHIJ", widths, strict=True):  # before the first row, in this mode
-                self._sheet.column_dimensions[column].width = width
-            self._sheet.freeze_panes = "A2"
-            self._wrapped = Alignment(wrap_text=True, vertical="top")
-            self._sheet.append([self._styled(value, font=Font(bold=True)) for value in header])
-        except BaseException:
-            self._text.close()
-            raise
-
-    def _styled(self, value: object, *, font: object = None, alignment: object = None) -> object:
-        cell = self._cell(self._sheet, value)
-        if font is not None:
-            cell.font = font
-        if alignment is not None:
-            cell.alignment = alignment
-        return cell
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.path = path
+        self._text = path.open("w", encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._text)
+        self._writer.writerow(header)
 
     def append(self, rows: list[list]) -> None:
-        for row in rows:
-            safe = [_safe_cell(value) for value in row]
-            self._sheet.append([self._styled(value, alignment=self._wrapped) for value in safe])
-            self._csv.writerow(safe)
+        self._writer.writerows([formula_safe(value) for value in row] for row in rows)
 
-    def finish(self) -> None:
+    def close(self) -> None:
         self._text.close()
-        self._book.save(self.xlsx_path)
-
-    def abandon(self) -> None:
-        """After a failure: close both files. Saving the workbook is also what removes the sheet's
-        temporary file openpyxl keeps in the system's temporary folder. Nothing here may hide the
-        failure itself, and the folder is removed anyway."""
-        with contextlib.suppress(Exception):
-            self._text.close()
-        with contextlib.suppress(Exception):
-            self._book.save(self.xlsx_path)

@@ -3,22 +3,23 @@
 Both render `bot.survey_results.Results`, which hold aggregates only: there is no individual answer to
 leak. Hidden cells say "too few answers" and nothing else. Scale, instrument and band texts come from
 the instrument file; the rest goes through `_()`. Call inside the recipient language's i18n context.
-The chart's content is worked out here (`results_chart`) and drawn by the chart worker process
-(`draw_results_chart`, see `bot.chart_worker` and `bot.chart_drawing`), so matplotlib never enters the
-bot's process. openpyxl is imported when a workbook is first built, not with this module."""
+The chart's content is worked out here (`results_chart`) and drawn by the file worker process
+(`draw_results_chart`, see `bot.file_worker` and `bot.chart_drawing`), so matplotlib never enters the
+bot's process. The workbook likewise: its cells are worked out here (`results_sheets`) and written by
+the file worker (`make_results_xlsx`, see `bot.sheet_writing`), so openpyxl stays out too."""
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from collections.abc import Collection, Iterable, Mapping
 
 from aiogram.utils.i18n import gettext as _
 
-from bot import chart_worker
+from bot import file_worker
 from bot.chart_drawing import BandBars, MeanGrid, ResultsChart
 from bot.instruments import Instrument
+from bot.sheet_writing import Row, Sheet, formula_safe, workbook
 from bot.survey_results import BUCKETS, Results, Where
 
 
@@ -67,8 +68,8 @@ def results_chart(instrument: Instrument, results: Results, site_names: Mapping,
 
 async def draw_results_chart(instrument: Instrument, results: Results, site_names: Mapping, language: str,
                              sites: Collection | None = None) -> bytes:
-    """The chart as PNG bytes, drawn in the chart worker process; call inside the language's i18n context."""
-    return await chart_worker.draw(results_chart(instrument, results, site_names, language, sites))
+    """The chart as PNG bytes, drawn in the file worker process; call inside the language's i18n context."""
+    return await file_worker.draw(results_chart(instrument, results, site_names, language, sites))
 
 
 def results_chart_png(instrument: Instrument, results: Results, site_names: Mapping, language: str,
@@ -122,13 +123,6 @@ def _band_bars(instrument: Instrument, results: Results, columns: list[Where], s
 
 # --- workbook ----------------------------------------------------------------------------------------
 
-def _safe_cell(value: object) -> object:
-    """Text must never become a spreadsheet formula (the same rule as `bot.exports`)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _sheet_title(title: str, taken: set[str]) -> str:
     cleaned = "".join(" " if ch in "[]:*?/\\" else ch for ch in title).strip()[:31] or "Survey"
     name, number = cleaned, 2
@@ -139,22 +133,26 @@ def _sheet_title(title: str, taken: set[str]) -> str:
     return name
 
 
+def results_sheets(reports: Iterable[tuple[Instrument, Results]], site_names: Mapping, language: str,
+                   sites: Collection | None = None) -> tuple[Sheet, ...]:
+    """One sheet per instrument: groups as columns; per scale n, mean, distribution and WHO-5 band shares."""
+    taken: set[str] = set()
+    sheets = tuple(_sheet(_sheet_title(instrument.title.get(language), taken), instrument, results, site_names,
+                          language, sites) for instrument, results in reports)
+    return sheets or (Sheet("MineVoice", (Row((_("No answers yet"),)),)),)
+
+
+async def make_results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapping, language: str,
+                            sites: Collection | None = None) -> bytes:
+    """The results workbook as XLSX bytes, written in the file worker process; call inside the
+    language's i18n context."""
+    return await file_worker.run(workbook, results_sheets(reports, site_names, language, sites))
+
+
 def results_xlsx(reports: Iterable[tuple[Instrument, Results]], site_names: Mapping, language: str,
                  sites: Collection | None = None) -> bytes:
-    """One sheet per instrument: groups as columns; per scale n, mean, distribution and WHO-5 band shares."""
-    from openpyxl import Workbook
-
-    book = Workbook()
-    book.remove(book.active)
-    taken: set[str] = set()
-    for instrument, results in reports:
-        _sheet(book.create_sheet(_sheet_title(instrument.title.get(language), taken)), instrument, results,
-               site_names, language, sites)
-    if not book.worksheets:
-        book.create_sheet("MineVoice").append([_("No answers yet")])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    """The same workbook written in this process (tests and tools; it imports openpyxl here)."""
+    return workbook(results_sheets(reports, site_names, language, sites))
 
 
 def _translation_status(kind: str) -> str:
@@ -165,40 +163,33 @@ def _translation_status(kind: str) -> str:
     return _("original text by the union and the MineVoice project")
 
 
-def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping, language: str,
-           sites: Collection | None) -> None:
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
+def _sheet(title: str, instrument: Instrument, results: Results, site_names: Mapping, language: str,
+           sites: Collection | None) -> Sheet:
     columns = shown_columns(results, sites)
     hidden = too_few_answers()
+    rows: list[Row] = []
 
-    def put(row: list) -> None:
-        sheet.append([_safe_cell(value) for value in row])
+    def put(values: Iterable = (), look: str = "", *, percent: bool = False) -> None:
+        rows.append(Row(tuple(formula_safe(value) for value in values), look, percent))
 
-    put([instrument.title.get(language)])
-    sheet.cell(sheet.max_row, 1).font = Font(bold=True, size=13)
-    put([_("Aggregated results only: no individual answers.")])
+    put([instrument.title.get(language)], "title")
+    put([_("Aggregated results only: no individual answers.")], "note")
     put([_("A group with fewer than {threshold} respondents ({sensitive} for questions on harassment or "
            "violence) shows only “too few answers”; some other groups are hidden too, so that a hidden group "
            "cannot be worked out from the totals.").format(threshold=results.threshold,
-                                                            sensitive=results.sensitive_threshold)])
-    put([_("Source: {attribution}").format(attribution=instrument.attribution)])
-    put([_("Licence: {licence}").format(licence=instrument.licence)])
-    put([_("Translation: {status}").format(status=_translation_status(instrument.translation_kind(language)))])
-    put([])
-    put(["", *(column_label(where, site_names) for where in columns)])
-    header_row = sheet.max_row
-    for cell in sheet[header_row]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+                                                            sensitive=results.sensitive_threshold)], "note")
+    put([_("Source: {attribution}").format(attribution=instrument.attribution)], "note")
+    put([_("Licence: {licence}").format(licence=instrument.licence)], "note")
+    put([_("Translation: {status}").format(status=_translation_status(instrument.translation_kind(language)))], "note")
+    put()
+    put(["", *(column_label(where, site_names) for where in columns)], "header")
+    header_row = len(rows)
 
     for scale in instrument.scales:
         result = results.scale(scale.id)
         cells = [result.cell(where) for where in columns]
         direction = _("higher is better") if scale.higher_is_better else _("higher is worse")
-        put([f"{scale.name.get(language)} ({direction})"])
-        sheet.cell(sheet.max_row, 1).font = Font(bold=True)
+        put([f"{scale.name.get(language)} ({direction})"], "bold")
         put([_("Respondents"), *(hidden if cell.hidden else cell.n for cell in cells)])
         put([_("Mean score (0–100)"), *(hidden if cell.hidden else round(cell.mean, 1) for cell in cells)])
         for index, (low, high) in enumerate(BUCKETS):
@@ -206,15 +197,6 @@ def _sheet(sheet, instrument: Instrument, results: Results, site_names: Mapping,
                  *(hidden if cell.hidden else cell.distribution[index] for cell in cells)])
         for index, band in enumerate(instrument.bands):
             put([_("Share: {band}").format(band=band.label.get(language)),
-                 *(hidden if cell.hidden else cell.band_shares[index] for cell in cells)])
-            for cell in sheet[sheet.max_row][1:]:
-                if isinstance(cell.value, float):
-                    cell.number_format = "0%"
-        put([])
-
-    sheet.column_dimensions["A"].width = 46
-    for index in range(2, len(columns) + 2):
-        sheet.column_dimensions[get_column_letter(index)].width = 16
-    for row in sheet.iter_rows(min_row=1, max_row=header_row - 2, max_col=1):
-        row[0].alignment = Alignment(wrap_text=False, vertical="top")
-    sheet.freeze_panes = sheet.cell(header_row + 1, 2)
+                 *(hidden if cell.hidden else cell.band_shares[index] for cell in cells)], percent=True)
+        put()
+    return Sheet(title, tuple(rows), widths=(46, *(16,) * len(columns)), freeze=f"B{header_row + 1}")

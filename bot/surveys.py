@@ -26,7 +26,7 @@ from bot.access import AccessService, NotAllowed
 from bot.announcements import AnnouncementService, Draft
 from bot.config import LOCALES
 from bot.instruments import Instrument, load_instruments, personal_result, questions, score
-from bot.survey_report import draw_results_chart, results_xlsx
+from bot.survey_report import draw_results_chart, make_results_xlsx
 from bot.survey_results import WORK_AREAS, AnswerSet, aggregate
 from storage.campaigns import Audience
 from storage.db import Database
@@ -219,6 +219,6 @@ class SurveyService:
         names = {site_id: site.name(language) for site_id in results.sites
                  if (site := await self._sites.get(site_id)) is not None}
         with self._i18n.context(), self._i18n.use_locale(language):
-            chart = await draw_results_chart(instrument, results, names, language, visible)  # in the chart worker
-            workbook = results_xlsx([(instrument, results)], names, language, visible)
+            chart = await draw_results_chart(instrument, results, names, language, visible)  # in the file worker
+            workbook = await make_results_xlsx([(instrument, results)], names, language, visible)  # likewise
         return ResultFiles(survey, instrument, chart, workbook)

@@ -3,6 +3,7 @@ disk a chunk at a time, and the files live in a private temporary folder only wh
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import stat
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
+from bot import file_worker
 from bot.access import NotAllowed
 from bot.exports import ExportService
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
@@ -48,6 +50,13 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+async def no_file_worker_left():
+    """Exports made here use the bot's file worker: it is stopped after each test, as the bot stops it."""
+    yield
+    await file_worker.shutdown()
 
 
 @pytest.fixture
@@ -188,6 +197,37 @@ async def test_the_files_are_removed_when_sending_fails_or_the_export_is_refused
             async with ExportService(ReportRepository(db), sites, Committee(set())).export(MEMBER, 30, "ru", TZ):
                 pytest.fail("no export for a non-member")
         assert not list(private_tmp.iterdir())
+
+
+async def test_a_cancelled_export_removes_its_files_only_after_the_worker_is_done(
+        database: tuple, private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, sites, mine, other_mine = database
+    written: list[Path] = []
+    run = file_worker.run
+
+    async def slow_run(function, *args):  # the XLSX takes a while in the file worker
+        await asyncio.sleep(0.3)
+        result = await run(function, *args)
+        written.append(Path(args[1]))
+        assert Path(args[1]).exists()  # the folder was still there while the worker wrote into it
+        return result
+
+    monkeypatch.setattr(file_worker, "run", slow_run)
+    i18n = build_i18n("ru")
+    with i18n.context(), i18n.use_locale("ru"):
+        await fill(db, mine.id, other_mine.id)
+        exports = ExportService(ReportRepository(db), sites, Committee({mine.id}))
+
+        async def export() -> None:
+            async with exports.export(MEMBER, 30, "ru", TZ, now=NOW):
+                pytest.fail("cancelled before the files were ready")
+
+        task = asyncio.create_task(export())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(written) == 1 and not written[0].exists() and not list(private_tmp.iterdir())
 
 
 async def test_reading_in_chunks_by_id(database: tuple) -> None:

@@ -1,17 +1,20 @@
-"""Charts are drawn in a short-lived child process, so matplotlib never enters the bot's.
+"""Charts and spreadsheets are made in a short-lived child process, so matplotlib and openpyxl never
+enter the bot's.
 
-matplotlib with numpy, Pillow and its font list adds about 70 MB to a process, and a process does not
-give that back: drawn in the bot, the first Monday's digest chart would keep the bot that much bigger
-for good (the target is 120 MB; benchmarks/capacity.py). So charts are drawn by one worker process:
+matplotlib with numpy, Pillow and its font list adds about 70 MB to a process, writing a workbook with
+openpyxl some 20 MB, and a process does not give that back: made in the bot, the first Monday's digest
+chart or the first export would keep the bot that much bigger for good (the target is 120 MB; benchmarks/capacity.py).
+So they are made by one worker process:
 
 - spawned (a fresh interpreter, `multiprocessing` "spawn"), never forked from the bot with its threads
-  and SQLite connections; it gets only a chart's plain data (`bot.chart_drawing`) and sends back PNG
-  bytes, and imports only `bot.chart_drawing` and matplotlib — not aiogram, settings or the database;
-- started by the first chart, reused while charts keep coming (a Monday's digests draw one per
+  and SQLite connections; it gets only plain data (`bot.chart_drawing`, `bot.sheet_writing`) or the
+  path of a file the bot wrote, and imports only those modules, matplotlib and openpyxl — not aiogram,
+  settings or the database (`bot.worker_child`);
+- started by the first task, reused while tasks keep coming (a Monday's digests draw one chart per
   committee and language: a process each would cost about a second each), and stopped after
-  `idle_seconds` without a chart, and when the bot stops (`shutdown`, from `bot.app.close_app`);
-- a chart that fails in the child raises in the caller, as it did in the bot (the exception, or
-  `BrokenProcessPool` if the child died); a broken pool is replaced by the next chart.
+  `idle_seconds` without a task, and when the bot stops (`shutdown`, from `bot.app.close_app`);
+- a task that fails in the child raises in the caller, as it would in the bot (the exception, or
+  `BrokenProcessPool` if the child died); a broken pool is replaced by the next task.
 
 The bot runs as `python -m bot`, so the child does not import the bot's `__main__` module again (a
 script that uses the worker must keep its own work under `if __name__ == "__main__":`, as any script
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import BrokenExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot import chart_drawing
+from bot import chart_drawing, worker_child
 from bot.chart_drawing import ResultsChart, WeeklyChart
 
 if TYPE_CHECKING:
@@ -39,7 +42,7 @@ IDLE_SECONDS = 60.0
 T = TypeVar("T")
 
 
-class ChartWorker:
+class FileWorker:
     """At most one child process, started on demand and stopped after `idle_seconds` without work."""
 
     def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
@@ -74,12 +77,12 @@ class ChartWorker:
             self._start_idle_timer()
 
     async def shutdown(self) -> None:
-        """Stop the worker process now (a chart being drawn is finished first; queued ones are cancelled)."""
+        """Stop the worker process now (a task under way is finished first; queued ones are cancelled)."""
         self._stop_idle_timer()
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-            log.info("Chart worker stopped")
+            log.info("File worker stopped")
 
     def _submit(self, function: Callable[..., Any], args: tuple) -> tuple[ProcessPoolExecutor, Future]:
         pool = self._pool or self._new_pool()
@@ -96,15 +99,15 @@ class ChartWorker:
 
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=runpy.run_path, initargs=(chart_drawing.__file__, None, chart_drawing.CHILD_RUN_NAME),
+            initializer=runpy.run_path, initargs=(worker_child.__file__, None, worker_child.CHILD_RUN_NAME),
         )
-        log.info("Chart worker starting")
+        log.info("File worker starting")
         return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         if self._pool is pool:
             self._pool = None
-            log.warning("Chart worker process died; the next chart starts a new one")
+            log.warning("File worker process died; the next task starts a new one")
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_idle_timer(self) -> None:
@@ -124,15 +127,20 @@ class ChartWorker:
             return
         pool, self._pool = self._pool, None
         pool.shutdown(wait=False)  # the process ends and is joined in the pool's own thread
-        log.info("Chart worker stopped after %.0f s without charts", self.idle_seconds)
+        log.info("File worker stopped after %.0f s without work", self.idle_seconds)
 
 
-# The bot's worker: `await draw(chart)` from anywhere in the bot; `await shutdown()` when it stops.
-worker = ChartWorker()
+# The bot's worker: `await draw(chart)` or `await run(function, ...)` from anywhere in the bot;
+# `await shutdown()` when it stops.
+worker = FileWorker()
 
 
 async def draw(chart: WeeklyChart | ResultsChart) -> bytes:
     return await worker.draw(chart)
+
+
+async def run(function: Callable[..., T], /, *args: Any) -> T:
+    return await worker.run(function, *args)
 
 
 async def shutdown() -> None:

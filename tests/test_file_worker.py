@@ -1,9 +1,11 @@
-"""Charts drawn in the chart worker process (bot/chart_worker.py): the same PNGs as drawn in-process,
-matplotlib kept out of the bot's process, the worker stopped when idle, and failures raised in the caller."""
+"""Charts and workbooks made in the file worker process (bot/file_worker.py): the same PNGs and cells
+as made in-process, matplotlib and openpyxl kept out of the bot's process, the worker stopped when idle,
+and failures raised in the caller."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import operator
 import os
 import random
@@ -19,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from bot.chart_drawing import Series, WeeklyChart
-from bot.chart_worker import ChartWorker
+from bot.file_worker import FileWorker
 from bot.charts import WeeklyCounts, weekly_chart, weekly_chart_png
 from bot.i18n import build_i18n
 from bot.instruments import load_instruments
-from bot.survey_report import results_chart, results_chart_png
+from bot.sheet_writing import workbook
+from bot.survey_report import results_chart, results_chart_png, results_sheets, results_xlsx
 from bot.survey_results import aggregate, answer_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +63,7 @@ def i18n():
 
 @pytest.fixture
 async def worker():
-    worker = ChartWorker(idle_seconds=30)
+    worker = FileWorker(idle_seconds=30)
     yield worker
     await worker.shutdown()
 
@@ -101,14 +104,41 @@ async def test_survey_results_from_the_worker_are_the_png_drawn_in_process(i18n,
             assert png_size(png)[0] == 960 and png == in_process
 
 
+async def test_a_survey_workbook_from_the_worker_holds_the_cells_made_in_process(i18n, worker) -> None:
+    from openpyxl import load_workbook
+
+    who5 = load_instruments()["who5"]
+    rng = random.Random(4)
+    groups = {(1, "underground"): 12, (2, "surface"): 11}
+    answers = [answer_set(who5, group, {item.id: rng.choice(item.option_set.options).id for item in who5.items})
+               for group, count in groups.items() for _ in range(count)]
+    reports = [(who5, aggregate(who5, answers))]
+    names = {1: "=Kostenko mine", 2: "Kuzembaev mine"}
+    with i18n.context(), i18n.use_locale("kk"):
+        sheets = results_sheets(reports, names, "kk")
+        in_process = load_workbook(io.BytesIO(results_xlsx(reports, names, "kk")))
+    from_worker = load_workbook(io.BytesIO(await worker.run(workbook, sheets)))
+
+    def cells(book) -> list[list[tuple]]:
+        return [[(cell.value, cell.font.b, cell.font.sz, cell.alignment.wrap_text, cell.number_format)
+                 for row in sheet.iter_rows() for cell in row] for sheet in book.worksheets]
+
+    assert cells(from_worker) == cells(in_process) and len(from_worker.worksheets) == 1
+    sheet = from_worker.worksheets[0]
+    assert sheet.freeze_panes == "B9" and sheet.column_dimensions["A"].width == 46
+    assert sheet["B8"].value == "'=Kostenko mine\nЖер астында"  # a name is never a formula
+
+
 CHECK_THE_BOT_PROCESS = r"""
-import asyncio, sys
+import asyncio, sys, tempfile
 from datetime import date
-from bot import chart_worker
+from pathlib import Path
+from bot import file_worker
 from bot.charts import WeeklyCounts, draw_weekly_chart
 from bot.i18n import build_i18n
 from bot.instruments import load_instruments
-from bot.survey_report import draw_results_chart
+from bot.sheet_writing import xlsx_from_csv
+from bot.survey_report import draw_results_chart, make_results_xlsx
 from bot.survey_results import aggregate
 
 async def main():
@@ -117,22 +147,29 @@ async def main():
     with i18n.context(), i18n.use_locale("kk"):
         weekly = await draw_weekly_chart(WeeklyCounts((date(2026, 11, 16),), {"gas": (3,)}), "Mine", "kk")
         results = await draw_results_chart(who5, aggregate(who5, []), {}, "kk")
+        book = await make_results_xlsx([(who5, aggregate(who5, []))], {}, "kk")
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "cases.csv").write_text("a,b\n1,x\n", encoding="utf-8-sig")
+        await file_worker.run(xlsx_from_csv, f"{folder}/cases.csv", f"{folder}/cases.xlsx", "MineVoice", (8, 8))
+        exported = Path(folder, "cases.xlsx").read_bytes()
     assert weekly.startswith(b"\x89PNG") and results.startswith(b"\x89PNG")
-    child = await chart_worker.worker.run(eval, "sorted(__import__('sys').modules)")
-    await chart_worker.shutdown()
-    heavy = [name for name in ("matplotlib", "numpy", "PIL") if name in sys.modules]
+    assert book.startswith(b"PK") and exported.startswith(b"PK")
+    child = await file_worker.worker.run(eval, "sorted(__import__('sys').modules)")
+    await file_worker.shutdown()
+    heavy = [name for name in ("matplotlib", "numpy", "PIL", "openpyxl") if name in sys.modules]
     assert not heavy, f"the bot's process imported {heavy}"
-    assert "matplotlib" in child and "bot.chart_drawing" in child
+    assert "matplotlib" in child and "openpyxl" in child and "bot.chart_drawing" in child
     unwanted = [name for name in child if name.split(".")[0] in ("aiogram", "pydantic", "babel", "storage")
-                or name in ("bot.config", "bot.charts", "bot.i18n", "bot.hazards", "bot.chart_worker")]
-    assert not unwanted, f"the chart worker imported {unwanted}"
+                or name in ("bot.config", "bot.charts", "bot.i18n", "bot.hazards", "bot.file_worker", "bot.exports",
+                            "bot.survey_report")]
+    assert not unwanted, f"the file worker imported {unwanted}"
     print("ok")
 
 asyncio.run(main())
 """
 
 
-def test_the_bot_process_never_imports_matplotlib() -> None:
+def test_the_bot_process_never_imports_matplotlib_or_openpyxl() -> None:
     """In a fresh interpreter, as the bot: the test process itself may have drawn charts in-process."""
     done = subprocess.run([sys.executable, "-c", CHECK_THE_BOT_PROCESS], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
@@ -140,7 +177,7 @@ def test_the_bot_process_never_imports_matplotlib() -> None:
 
 
 async def test_an_idle_worker_stops_and_the_next_chart_starts_another(i18n) -> None:
-    worker = ChartWorker(idle_seconds=0.5)
+    worker = FileWorker(idle_seconds=0.5)
     try:
         first = await worker.run(os.getpid)
         assert first != os.getpid() and worker.running
@@ -158,7 +195,7 @@ async def test_an_idle_worker_stops_and_the_next_chart_starts_another(i18n) -> N
 
 
 async def test_no_idle_stop_while_charts_keep_coming(i18n) -> None:
-    worker = ChartWorker(idle_seconds=0.3)
+    worker = FileWorker(idle_seconds=0.3)
     try:
         pid = await worker.run(os.getpid)
         for _ in range(4):
