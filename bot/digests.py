@@ -383,13 +383,17 @@ class DigestBuilder:
 
     async def render_chart(self, content: DigestContent, language: str) -> bytes | None:
         """The weekly chart in `language` (PNG), drawn in the file worker process (bot/file_worker.py);
-        None without one."""
+        None without one, or when it cannot be drawn."""
         if content.weekly is None:
             return None
         name = content.site_names.get(language) or next(iter(content.site_names.values()))
         with self._i18n.context(), self._i18n.use_locale(language):
-            # Its texts are translated here, in this language; the worker only draws.
-            return await draw_weekly_chart(content.weekly, name, language)
+            try:
+                # Its texts are translated here, in this language; the worker only draws.
+                return await draw_weekly_chart(content.weekly, name, language)
+            except Exception:  # the digest itself matters more than its picture: it goes without one
+                log.exception("The weekly chart (%s) could not be drawn; the digest goes without it", language)
+                return None
 
 
 # --- freezing and delivering ---------------------------------------------------------------------

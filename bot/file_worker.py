@@ -39,14 +39,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 60.0
+# A year's export of a big mine takes about 10 s in the worker, a chart under a second: a task still
+# running after this is stuck (a bad font file, a runaway allocation), and the process is killed.
+TASK_SECONDS = 300.0
 T = TypeVar("T")
 
 
 class FileWorker:
     """At most one child process, started on demand and stopped after `idle_seconds` without work."""
 
-    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(self, idle_seconds: float = IDLE_SECONDS, task_seconds: float = TASK_SECONDS) -> None:
         self.idle_seconds = idle_seconds
+        self.task_seconds = task_seconds
         self._pool: ProcessPoolExecutor | None = None
         self._calls = 0  # submitted and not yet returned to their caller
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -62,13 +66,18 @@ class FileWorker:
 
     async def run(self, function: Callable[..., T], /, *args: Any) -> T:
         """`function(*args)` in the worker process. Both must pickle: a module-level function of a
-        module the child can import cheaply, and plain data."""
+        module the child can import cheaply, and plain data. Raises TimeoutError, and kills the
+        process, when the task (with any queued before it) is not done within `task_seconds`."""
         self._stop_idle_timer()
         self._calls += 1
         try:
             pool, future = self._submit(function, args)
             try:
-                return await asyncio.wrap_future(future)
+                return await asyncio.wait_for(asyncio.wrap_future(future), self.task_seconds)
+            except TimeoutError:
+                log.error("A file worker task ran over %.0f s: its process is killed", self.task_seconds)
+                self._discard(pool, kill=True)
+                raise
             except BrokenExecutor:  # the child died (BrokenProcessPool)
                 self._discard(pool)
                 raise
@@ -104,10 +113,18 @@ class FileWorker:
         log.info("File worker starting")
         return self._pool
 
-    def _discard(self, pool: ProcessPoolExecutor) -> None:
+    def _discard(self, pool: ProcessPoolExecutor, *, kill: bool = False) -> None:
         if self._pool is pool:
             self._pool = None
-            log.warning("File worker process died; the next task starts a new one")
+            log.warning("File worker process %s; the next task starts a new one", "killed" if kill else "died")
+        if kill:
+            # Python 3.14 has kill_workers(); before it, the pool's processes are only in a private dict
+            # (tests/test_file_worker.py fails if that changes).
+            if hasattr(pool, "kill_workers"):
+                pool.kill_workers()
+            else:
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_idle_timer(self) -> None:

@@ -324,6 +324,22 @@ async def test_monday_digest_has_a_chart_other_days_none(bed: Bed) -> None:
     assert tuesday.weekly is None and await service.builder.render_chart(tuesday, "ru") is None
 
 
+async def test_a_monday_digest_whose_chart_cannot_be_drawn_goes_without_it(bed: Bed, monkeypatch) -> None:
+    import bot.digests
+
+    async def broken(*args: object) -> bytes:
+        raise TimeoutError  # as from a file worker task that ran over its time and was killed
+
+    site = bed.site_ids[0]
+    await bed.member(701, site, "kk")
+    await bed.report(site, category="gas", at=MONDAY - timedelta(days=2))
+    monkeypatch.setattr(bot.digests, "draw_weekly_chart", broken)
+    outbox = Outbox()
+    await bed.service(outbox).run_due(MONDAY)
+    assert outbox.texts(701) and all(photo is None for _, _, photo in outbox.sent)
+    assert await bed.watermark(site) != (0, None)  # delivered, not left to be retried for ever
+
+
 # --- the service -------------------------------------------------------------------------------
 
 async def test_due_only_from_digest_time_in_almaty(bed: Bed) -> None:

@@ -238,6 +238,21 @@ async def test_a_child_that_dies_fails_its_chart_and_the_next_chart_gets_a_new_o
     assert await worker.run(os.getpid) not in (pid, replacement)
 
 
+async def test_a_task_that_runs_over_its_time_is_killed_and_the_next_gets_a_new_process(i18n) -> None:
+    worker = FileWorker(task_seconds=1.0)
+    try:
+        pid = await worker.run(os.getpid)
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await worker.run(time.sleep, 60)  # stuck
+        assert time.monotonic() - began < 10
+        await until(lambda: not alive(pid))
+        assert png_size(await worker.draw(chart(i18n)))[0] == 960
+        assert await worker.run(os.getpid) != pid
+    finally:
+        await worker.shutdown()
+
+
 async def test_charts_waiting_for_the_worker_are_drawn_in_turn(i18n, worker) -> None:
     specs = [chart(i18n, language) for language in ("kk", "ru", "en")] * 3
     pngs = await asyncio.gather(*(worker.draw(spec) for spec in specs))
