@@ -153,3 +153,64 @@ async def test_user_language_is_stored(tmp_path: Path) -> None:
     assert await UserRepository(db).language_of(42) == "kk"
     assert await UserRepository(db).language_of(43) is None
     await db.close()
+
+
+# --- one connection, many tasks ------------------------------------------------------------------
+
+async def test_a_transaction_never_takes_in_another_tasks_statements(tmp_path: Path) -> None:
+    """A transaction's rollback undoes only its own work, whatever other tasks send meanwhile, and
+    each task's statements run in its own order."""
+    import asyncio
+
+    import pytest
+
+    db = await open_db(tmp_path / "db.sqlite3")
+    await db.execute("CREATE TABLE t (who TEXT, n INTEGER)")
+
+    async def others(tag: str, count: int) -> None:
+        for n in range(count):
+            await db.execute("INSERT INTO t VALUES (?, ?)", (tag, n))
+
+    before = [asyncio.create_task(others(f"before-{i}", 20)) for i in range(10)]
+    await asyncio.sleep(0)  # each has sent its first statement
+
+    started = asyncio.Event()
+
+    async def rolled_back() -> None:
+        async with db.transaction():
+            started.set()
+            for n in range(30):
+                await db.execute("INSERT INTO t VALUES ('tx', ?)", (n,))
+                await asyncio.sleep(0)  # others run meanwhile
+            raise RuntimeError("undo")
+
+    transaction = asyncio.create_task(rolled_back())
+    await started.wait()
+    during = [asyncio.create_task(others(f"during-{i}", 20)) for i in range(10)]
+    with pytest.raises(RuntimeError):
+        await transaction
+    await asyncio.gather(*before, *during)
+
+    rows = await db.fetchall("SELECT who, count(*) AS n, group_concat(n) AS seq FROM t GROUP BY who")
+    counts = {row["who"]: row["n"] for row in rows}
+    assert "tx" not in counts
+    assert counts == {**{f"before-{i}": 20 for i in range(10)}, **{f"during-{i}": 20 for i in range(10)}}
+    in_order = ",".join(str(n) for n in range(20))
+    assert all(row["seq"] == in_order for row in rows)  # each task's statements in its own order
+    await db.close()
+
+
+async def test_statements_sent_while_a_checkpoint_waits_are_all_answered(tmp_path: Path) -> None:
+    import asyncio
+
+    db = await open_db(tmp_path / "db.sqlite3")
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    writers = [asyncio.create_task(db.execute("INSERT INTO t VALUES (?)", (n,))) for n in range(200)]
+    await asyncio.sleep(0)
+    checkpoints = [asyncio.create_task(db.checkpoint()) for _ in range(3)]
+    readers = [asyncio.create_task(db.fetchone("SELECT count(*) FROM t")) for _ in range(50)]
+    await asyncio.gather(*writers, *checkpoints)
+    counted = [row[0] for row in await asyncio.gather(*readers)]
+    assert counted == [200] * 50  # sent after the writers: answered after them
+    assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 200
+    await db.close()
