@@ -74,8 +74,8 @@ class ExportService:
                     chunk = await self._reports.cases_page_since(site_ids, since, after, self.chunk_size)
                     if not chunk:
                         break
-                    # Rows are made here, where gettext knows the member's language; writing them
-                    # (seconds for a year of a big mine) in a worker thread.
+                    # Rows are made here, where gettext knows the member's language; the CSV is
+                    # written in a worker thread, so the bot keeps answering meanwhile.
                     rows = [await self._row(case, timeline, language, tz, names) for case, timeline in chunk]
                     after = chunk[-1][0].id
                     del chunk
