@@ -241,6 +241,14 @@ async def catch_up(app: App) -> None:
                  services.broadcasts.recover, services.broadcasts.start_due, services.surveys.close_due):
         await _start_up_step(step)
     app.digest_catch_up = asyncio.create_task(_start_up_step(lambda: services.digests.run_due(services.clock())))
+    app.digest_catch_up.add_done_callback(_log_catch_up_failure)
+
+
+def _log_catch_up_failure(task: asyncio.Task) -> None:
+    """What `_start_up_step` lets through (Telegram refusing the token) is said in the log when it
+    happens, instead of asyncio reporting it as "never retrieved" whenever the task is collected."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("The digests due at start-up stopped: %s; they go out at the next run", error)
 
 
 async def _start_up_step(step: Callable[[], Awaitable[Any]]) -> None:
