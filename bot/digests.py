@@ -29,7 +29,8 @@ from bot.charts import WeeklyCounts, draw_weekly_chart
 from bot.config import Settings
 from bot.hazards import CATEGORIES, SEVERITIES, STATUSES
 from storage.db import Database
-from storage.digests import MEMBER_DEFAULT_LANGUAGE, DigestRepository, DigestToFreeze, FrozenDigest, Recipient
+from storage.digests import DigestRepository, DigestToFreeze, FrozenDigest
+from storage.roles import Recipient, RoleRepository
 from storage.sites import SiteRepository
 
 log = logging.getLogger(__name__)
@@ -417,6 +418,8 @@ class DigestService:
         self._tz = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
         self._at = time.fromisoformat(digest_time) if isinstance(digest_time, str) else digest_time
         self._digests = DigestRepository(db)
+        self._roles = RoleRepository(db)
+        self._default_language = i18n.default_locale  # of members who never chose one
         self._send = send
         self._lock = asyncio.Lock()
         self.builder = DigestBuilder(
@@ -459,7 +462,8 @@ class DigestService:
             return
         if await self._digests.has_digest_on(site_id, day_text):
             return
-        languages = sorted({recipient.language for recipient in await self._digests.recipients(site_id)})
+        languages = sorted({recipient.language
+                            for recipient in await self._roles.committee_recipients(site_id, self._default_language)})
         if not languages:
             return
         from_id = await self._digests.covered_up_to(site_id)
@@ -486,11 +490,11 @@ class DigestService:
 
     async def _recipients(self, digest: FrozenDigest) -> list[Recipient]:
         """Recipients as of now. Someone whose language has no digest that day (they changed it, or
-        joined after the freeze) gets the Russian one, or else any."""
+        joined after the freeze) gets the one in the bot's default language, or else any."""
         languages = await self._digests.languages_on(digest.site_id, digest.digest_on)
-        fallback = MEMBER_DEFAULT_LANGUAGE if MEMBER_DEFAULT_LANGUAGE in languages else min(languages)
+        fallback = self._default_language if self._default_language in languages else min(languages)
         return [
-            recipient for recipient in await self._digests.recipients(digest.site_id)
+            recipient for recipient in await self._roles.committee_recipients(digest.site_id, self._default_language)
             if recipient.language == digest.language
             or (recipient.language not in languages and digest.language == fallback)
         ]

@@ -79,9 +79,8 @@ class CommitteeNotifier:
 
     async def recipients(self, site_id: int) -> list[tuple[int, str]]:
         """(chat id, language) of every member of the site's committee and every group bound to it."""
-        members = [(role.user_id, language or self._default) for role, language in await self._roles.committee_of(site_id)]
-        groups = [(chat.chat_id, chat.language) for chat in await self._roles.chats_of(site_id)]
-        return members + groups
+        return [(recipient.chat_id, recipient.language)
+                for recipient in await self._roles.committee_recipients(site_id, self._default)]
 
     async def danger_alert(self, report_id: int, *, unacknowledged_minutes: int | None = None) -> int:
         """Send the alert (again, marked, and to the admins too when escalating); how many chats got it."""

@@ -11,17 +11,6 @@ from dataclasses import dataclass
 
 from storage.db import Database
 
-# Language of a committee member who never chose one.
-MEMBER_DEFAULT_LANGUAGE = "ru"
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """A committee member's private chat (chat id = user id) or a committee group."""
-
-    chat_id: int
-    language: str
-
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
@@ -87,19 +76,6 @@ class DigestRepository:
             "UNION SELECT site_id FROM committee_chats ORDER BY 1"
         )
         return [row[0] for row in rows]
-
-    async def recipients(self, site_id: int) -> list[Recipient]:
-        """Members (their private chat, in the language they chose) and bound groups."""
-        rows = await self._db.fetchall(
-            "SELECT r.user_id AS chat_id, COALESCE(u.language, ?) AS language FROM roles r "
-            "LEFT JOIN users u ON u.user_id = r.user_id WHERE r.role = 'committee' AND r.site_id = ? "
-            "UNION SELECT chat_id, language FROM committee_chats WHERE site_id = ? ORDER BY 1",
-            (MEMBER_DEFAULT_LANGUAGE, site_id, site_id),
-        )
-        seen: dict[int, Recipient] = {}
-        for row in rows:
-            seen.setdefault(row["chat_id"], Recipient(row["chat_id"], row["language"]))
-        return list(seen.values())
 
     # --- watermark and frozen digests ---------------------------------------------------------
 

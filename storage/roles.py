@@ -9,6 +9,14 @@ from storage.db import Database
 
 
 @dataclass(frozen=True, slots=True)
+class Recipient:
+    """A committee member's private chat (chat id = user id) or a committee group, and its language."""
+
+    chat_id: int
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     id: int
     user_id: int
@@ -76,14 +84,19 @@ class RoleRepository:
         rows = await self._db.fetchall("SELECT * FROM roles ORDER BY role, site_id, display_name")
         return [_role(row) for row in rows]
 
-    async def committee_of(self, site_id: int) -> list[tuple[Role, str | None]]:
-        """Members of a site's committee with the language each chose (None: not chosen)."""
+    async def committee_recipients(self, site_id: int, default_language: str) -> list[Recipient]:
+        """Whom a site's committee is told through (alerts, digests): each member's private chat, in
+        the language they chose or else `default_language`, and each group bound to it; a chat once."""
         rows = await self._db.fetchall(
-            "SELECT r.*, u.language FROM roles r LEFT JOIN users u ON u.user_id = r.user_id "
-            "WHERE r.role = 'committee' AND r.site_id = ? ORDER BY r.id",
-            (site_id,),
+            "SELECT r.user_id AS chat_id, COALESCE(u.language, ?) AS language FROM roles r "
+            "LEFT JOIN users u ON u.user_id = r.user_id WHERE r.role = 'committee' AND r.site_id = ? "
+            "UNION SELECT chat_id, language FROM committee_chats WHERE site_id = ? ORDER BY 1",
+            (default_language, site_id, site_id),
         )
-        return [(_role(row), row["language"]) for row in rows]
+        seen: dict[int, Recipient] = {}
+        for row in rows:
+            seen.setdefault(row["chat_id"], Recipient(row["chat_id"], row["language"]))
+        return list(seen.values())
 
     # --- invitations -----------------------------------------------------------------------
 
@@ -133,10 +146,6 @@ class RoleRepository:
             await tx.execute("DELETE FROM committee_chats WHERE chat_id = ?", (new_chat_id,))
             await tx.execute("UPDATE committee_chats SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id))
         return True
-
-    async def chats_of(self, site_id: int) -> list[CommitteeChat]:
-        rows = await self._db.fetchall("SELECT * FROM committee_chats WHERE site_id = ? ORDER BY chat_id", (site_id,))
-        return [CommitteeChat(row["chat_id"], row["site_id"], row["title"], row["language"]) for row in rows]
 
     async def chat(self, chat_id: int) -> CommitteeChat | None:
         row = await self._db.fetchone("SELECT * FROM committee_chats WHERE chat_id = ?", (chat_id,))

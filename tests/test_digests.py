@@ -482,6 +482,21 @@ async def test_members_and_groups_get_the_digest_in_their_language(bed: Bed) -> 
     assert [row[0] for row in rows] == ["en", "kk", "ru"]
 
 
+async def test_a_member_who_never_chose_a_language_gets_the_bots_default_one(bed: Bed) -> None:
+    """The same default as danger alerts use (DEFAULT_LOCALE), not a language of the digest's own."""
+    site = bed.site_ids[0]
+    names = (await bed.sites.get(site)).names
+    await bed.member(801, site)           # never chose
+    await bed.member(802, site, "ru")
+    await bed.report(site)
+    outbox = Outbox()
+    await DigestService(bed.db, build_i18n("kk"), outbox, sites=bed.sites).run_due(TUESDAY)
+    rows = await bed.db.fetchall("SELECT language FROM digests WHERE site_id = ? ORDER BY language", (site,))
+    assert [row[0] for row in rows] == ["kk", "ru"]
+    assert html.escape(names["kk"], quote=False) in outbox.texts(801)[0].split("\n")[0]
+    assert html.escape(names["ru"], quote=False) in outbox.texts(802)[0].split("\n")[0]
+
+
 async def test_a_bot_down_for_three_days_sends_one_catch_up_digest(bed: Bed) -> None:
     site = bed.site_ids[0]
     await bed.member(701, site, "en")
