@@ -138,10 +138,13 @@ async def run(rate: float, seconds: float, workdir: Path, slowest_count: int = 0
                  + [asyncio.create_task(joining(checking(user))) for user in checkers]
                  + [asyncio.create_task(joining(answering())) for _ in range(RESPONDENTS_AT_ONCE)])
         await asyncio.sleep(WARM_UP)
-        first_update, cpu_before = len(tg.update_log), cpu_seconds(bot.process.pid)
+        pid = bot.process.pid
+        first_update, cpu_before = len(tg.update_log), cpu_seconds(pid)
+        loop_before, machine_before = cpu_seconds(pid, thread=pid), machine_jiffies()
         started = time.monotonic()
         await asyncio.sleep(seconds)
-        cpu = cpu_seconds(bot.process.pid) - cpu_before
+        cpu, loop_cpu = cpu_seconds(pid) - cpu_before, cpu_seconds(pid, thread=pid) - loop_before
+        busy, total = (after - before for after, before in zip(machine_jiffies(), machine_before, strict=True))
         records = [r for r in tg.update_log[first_update:] if r.first_reply_at is not None and r.enqueued_at <= stop_at]
         await asyncio.gather(*tasks)
         await bot.stop()
@@ -156,7 +159,15 @@ async def run(rate: float, seconds: float, workdir: Path, slowest_count: int = 0
                 (record.fetched_at or record.enqueued_at) - record.enqueued_at, owners.get(record.chat_id, "other"),
                 record.type) for record in sorted(records, key=lambda r: r.first_reply_at - r.enqueued_at)[-slowest_count:]]
     return {"rate": rate, "seconds": seconds, "achieved": len(records) / seconds, "cpu_share": cpu / seconds,
+            "loop_share": loop_cpu / seconds, "machine_busy": busy / max(1, total),
             "all": latencies, "by_kind": by_kind, "slowest": sorted(slowest) if slowest_count else []}
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of all cores so far, from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 def main() -> None:
@@ -170,6 +181,9 @@ def main() -> None:
     print(f"latency benchmark: offered {result['rate']:.0f} updates/s for {result['seconds']:.0f} s, "
           f"{os.cpu_count()} cores; achieved {result['achieved']:.1f} updates/s "
           f"(÷ offered {result['achieved'] / result['rate']:.2f}); bot process CPU {result['cpu_share']:.0%} of a core")
+    print(f"  of it the event-loop thread {result['loop_share']:.0%} of a core, the other threads (SQLite, receipt "
+          f"hashing) {result['cpu_share'] - result['loop_share']:.0%}; all cores {result['machine_busy']:.0%} busy "
+          "(bot, fake Bot API and simulated users)")
     for kind, values in [("all", result["all"]), *sorted(result["by_kind"].items())]:
         print(f"  {kind:7} {len(values):6d} updates ({len(values) / max(1, len(result['all'])):4.0%})  update→reply p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
               f"p99 {percentile(values, 0.99) * 1000:6.1f} ms")
