@@ -108,10 +108,14 @@ _STATES = {"intro": SurveyFlow.intro, "region": SurveyFlow.region, "site": Surve
            "question": SurveyFlow.question, "submit": SurveyFlow.submit}
 
 
+async def _remember(state: FSMContext, data: dict) -> None:
+    """The step and the answers so far, in one write (each write is a round trip to the database)."""
+    await state.storage.set_state_and_data(state.key, _STATES[data["step"]], data)
+
+
 async def _go(event: Message | CallbackQuery, state: FSMContext, data: dict, surveys: SurveyService,
               sites: SiteRepository, i18n: I18n) -> None:
-    await state.set_state(_STATES[data["step"]])
-    await state.set_data(data)
+    await _remember(state, data)
     text, markup = await _screen(data, surveys, sites, i18n)
     await show(event, text, markup)
 
@@ -148,8 +152,7 @@ async def start(callback: CallbackQuery, callback_data: SurveyCb, state: FSMCont
 async def _go_new_message(callback: CallbackQuery, state: FSMContext, data: dict, surveys: SurveyService,
                           sites: SiteRepository, i18n: I18n) -> None:
     """The invitation stays as it is (it keeps its Start button); the survey goes on below it."""
-    await state.set_state(_STATES[data["step"]])
-    await state.set_data(data)
+    await _remember(state, data)
     text, markup = await _screen(data, surveys, sites, i18n)
     await callback.bot.send_message(callback.from_user.id, text, reply_markup=markup)
 
