@@ -125,7 +125,11 @@ class Database:
         return row is not None and row[0] == 1
 
     async def checkpoint(self) -> None:
-        """Fold the WAL into the database file, fsync, and truncate the WAL to zero bytes."""
+        """Fold the WAL into the database file, fsync, and truncate the WAL to zero bytes; inside a
+        transaction, as soon as it commits."""
+        if _in_transaction.get():
+            self.want_checkpoint()
+            return
         async with self._lock:
             await self._checkpoint_locked()
 

@@ -214,3 +214,19 @@ async def test_statements_sent_while_a_checkpoint_waits_are_all_answered(tmp_pat
     assert counted == [200] * 50  # sent after the writers: answered after them
     assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 200
     await db.close()
+
+
+async def test_a_checkpoint_asked_for_inside_a_transaction_is_made_when_it_commits(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "db.sqlite3"
+    db = await open_db(path)
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    wal = Path(f"{path}-wal")
+    async with db.transaction():
+        await db.execute("INSERT INTO t VALUES (1)")
+        await asyncio.wait_for(db.checkpoint(), timeout=5)  # would wait for its own transaction's lock
+        await db.execute("DELETE FROM t")
+    assert wal.stat().st_size == 0  # folded into the database and truncated after the commit
+    assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 0
+    await db.close()
