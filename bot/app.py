@@ -31,7 +31,7 @@ from bot.cases import CaseService
 from bot.commands import CommandMenus, register_commands
 from bot.config import Settings
 from bot.digests import DigestService
-from bot.exports import ExportService
+from bot.exports import ExportService, remove_leftover_exports
 from bot.i18n import UserLanguageMiddleware, build_i18n
 from bot.isolation import PerChatEventIsolation
 from bot.middlewares import ServicesMiddleware
@@ -232,13 +232,15 @@ async def open_app(settings: Settings, clock: Callable[[], datetime] = lambda: d
 
 async def catch_up(app: App) -> None:
     """What start-up owes: command menus, alerts that never went out, announcements a crash
-    interrupted or that fell due while the bot was down, then a digest missed while down. None of
+    interrupted or that fell due while the bot was down, export files a killed bot left, then a
+    digest missed while down. None of
     it may keep the bot from serving miners: a failure is logged and retried by the scheduler, and
     the digests (hundreds of messages on a Monday, with charts) go out while the bot serves."""
     services = app.services
     for step in (lambda: register_commands(app.bot, app.i18n), services.alerts.resume,
                  lambda: _refresh_admin_menus(app),
-                 services.broadcasts.recover, services.broadcasts.start_due, services.surveys.close_due):
+                 services.broadcasts.recover, services.broadcasts.start_due, services.surveys.close_due,
+                 lambda: asyncio.to_thread(remove_leftover_exports)):
         await _start_up_step(step)
     app.digest_catch_up = asyncio.create_task(_start_up_step(lambda: services.digests.run_due(services.clock())))
     app.digest_catch_up.add_done_callback(_log_catch_up_failure)

@@ -4,9 +4,12 @@ member's language. There is no reporter data to leak: reports hold none."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ PERIODS = (7, 30, 90, 365)
 # Case code, received, mine, hazard, urgency, status, where, what is happening, photos, history.
 COLUMN_WIDTHS = (11, 17, 24, 24, 22, 20, 24, 60, 8, 60)
 PHOTOS_COLUMN = 8  # a number in the workbook
+FOLDER_PREFIX = "minevoice-export-"
+LEFTOVER_SECONDS = 3600  # an export takes seconds: a folder this old was left by a bot that was killed
 
 T = TypeVar("T")
 
@@ -65,7 +70,7 @@ class ExportService:
         since = current_hour((now or datetime.now(UTC)) - timedelta(days=days))
         header = [_("Case code"), _("Received"), _("Mine"), _("Hazard"), _("Urgency"), _("Status"), _("Where"),
                   _("What is happening"), _("Photos"), _("History")]
-        folder = Path(tempfile.mkdtemp(prefix="minevoice-export-"))  # mode 0700: only this process's user
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700: only this process's user
         try:
             table = _Csv(folder / "cases.csv", header)
             try:
@@ -109,6 +114,20 @@ class ExportService:
             len(case.photo_file_ids),
             "\n".join(_history_line(event, tz) for event in timeline),
         ]
+
+
+def remove_leftover_exports(now: float | None = None) -> int:
+    """At start-up: export folders a killed bot could not remove (case texts, which retention may
+    since have cleared from the database) go; returns how many. Recent ones may be another bot's."""
+    cutoff = (now if now is not None else time.time()) - LEFTOVER_SECONDS
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        with contextlib.suppress(OSError):  # another user's, or gone meanwhile
+            info = folder.stat()
+            if folder.is_dir() and info.st_uid == os.getuid() and info.st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+    return removed
 
 
 async def _to_the_end(work: Awaitable[T]) -> T:

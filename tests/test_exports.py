@@ -317,3 +317,24 @@ async def test_nothing_stays_when_telegram_refuses_the_file(tg: FakeTelegram, bo
     assert [error.method for error in tg.simulated_errors] == ["sendDocument"]
     assert not list(private_tmp.iterdir())
     tg.assert_no_errors()
+
+
+def test_export_folders_a_killed_bot_left_are_removed_at_start_up(private_tmp: Path) -> None:
+    import os
+    import time
+
+    from bot.exports import LEFTOVER_SECONDS, remove_leftover_exports
+
+    now = time.time()
+    old = private_tmp / "minevoice-export-old"
+    old.mkdir(mode=0o700)
+    (old / "cases.csv").write_text("MV-AAAAA,a miner's words", encoding="utf-8")
+    os.utime(old, (now - LEFTOVER_SECONDS - 60,) * 2)
+    recent = private_tmp / "minevoice-export-recent"  # another bot's export under way
+    recent.mkdir(mode=0o700)
+    other = private_tmp / "unrelated-old"
+    other.mkdir()
+    os.utime(other, (now - LEFTOVER_SECONDS - 60,) * 2)
+
+    assert remove_leftover_exports(now) == 1
+    assert not old.exists() and recent.exists() and other.exists()
